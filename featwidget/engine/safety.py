@@ -1,0 +1,124 @@
+"""The model-safety contract (DESIGN.md section 4).
+
+``preserved(module)`` is the one context manager every engine function runs under. For the duration of the
+call it puts the module in eval mode (so BatchNorm running statistics never move and dropout is off) and
+freezes the parameters (gradients are taken w.r.t. the input only; trainable parameters would cost 25-35 %
+per step for nothing). On exit -- return, exception or cancel -- it restores every submodule's ``training``
+flag and every parameter's ``requires_grad``, and removes any hook that appeared during the call.
+
+``snapshot`` / ``assert_unchanged`` are the matching test helper: they record hooks, flags, requires_grad,
+parameter and buffer values and ``.grad`` and compare them afterwards.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+_HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_state_dict_hooks",
+    "_load_state_dict_pre_hooks",
+)
+
+# One re-entrant lock per module: two views sharing a model must not interleave their flag changes.
+_locks: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def _lock_for(module: nn.Module) -> threading.RLock:
+    with _locks_guard:
+        lock = _locks.get(module)
+        if lock is None:
+            lock = _locks[module] = threading.RLock()
+        return lock
+
+
+def _hook_keys(module: nn.Module) -> dict[tuple[str, str], set]:
+    keys = {}
+    for name, sub in module.named_modules(remove_duplicate=False):
+        for attr in _HOOK_DICTS:
+            d = getattr(sub, attr, None)
+            if d:
+                keys[(name, attr)] = set(d.keys())
+    return keys
+
+
+@contextmanager
+def preserved(module: nn.Module, eval_mode: bool = True, freeze: bool = True):
+    """Run a block of engine code on ``module`` and leave the module exactly as it was found."""
+    lock = _lock_for(module)
+    with lock:
+        training = [(m, m.training) for m in module.modules()]
+        grads = [(p, p.requires_grad) for p in module.parameters()]
+        hooks_before = _hook_keys(module)
+        try:
+            if eval_mode:
+                module.eval()
+            if freeze:
+                for p, _ in grads:
+                    p.requires_grad_(False)
+            yield module
+        finally:
+            for m, flag in training:
+                m.training = flag
+            for p, flag in grads:
+                p.requires_grad_(flag)
+            # Backstop: a hook left behind by an interrupted call (e.g. KeyboardInterrupt between register and
+            # the handle's remove) is dropped here so the user's model never accumulates featwidget hooks.
+            for name, sub in module.named_modules(remove_duplicate=False):
+                for attr in _HOOK_DICTS:
+                    d = getattr(sub, attr, None)
+                    if not d:
+                        continue
+                    keep = hooks_before.get((name, attr), set())
+                    for k in [k for k in d.keys() if k not in keep]:
+                        del d[k]
+
+
+@dataclass
+class ModuleSnapshot:
+    hooks: dict
+    training: dict
+    requires_grad: dict
+    params: dict
+    buffers: dict
+    grads: dict = field(default_factory=dict)
+
+
+def snapshot(module: nn.Module) -> ModuleSnapshot:
+    """Record everything the safety contract promises to keep."""
+    return ModuleSnapshot(
+        hooks=_hook_keys(module),
+        training={n: m.training for n, m in module.named_modules()},
+        requires_grad={n: p.requires_grad for n, p in module.named_parameters()},
+        params={n: p.detach().clone() for n, p in module.named_parameters()},
+        buffers={n: b.detach().clone() for n, b in module.named_buffers()},
+        grads={n: (None if p.grad is None else p.grad.detach().clone()) for n, p in module.named_parameters()},
+    )
+
+
+def assert_unchanged(module: nn.Module, snap: ModuleSnapshot) -> None:
+    """Raise AssertionError naming the first thing that differs from ``snap``."""
+    now = snapshot(module)
+    assert now.hooks == snap.hooks, f"hooks changed: {snap.hooks} -> {now.hooks}"
+    for n, flag in snap.training.items():
+        assert now.training[n] == flag, f"training flag of {n or '<root>'} changed to {now.training[n]}"
+    for n, flag in snap.requires_grad.items():
+        assert now.requires_grad[n] == flag, f"requires_grad of {n} changed to {now.requires_grad[n]}"
+    for n, v in snap.params.items():
+        assert torch.equal(now.params[n], v), f"parameter {n} changed"
+    for n, v in snap.buffers.items():
+        assert torch.equal(now.buffers[n], v), f"buffer {n} changed (BatchNorm statistics moved?)"
+    for n, g in snap.grads.items():
+        h = now.grads[n]
+        assert (g is None and h is None) or (g is not None and h is not None and torch.equal(g, h)), (
+            f".grad of parameter {n} was written"
+        )

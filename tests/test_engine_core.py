@@ -1,0 +1,159 @@
+import pytest
+import torch
+from torch import nn
+
+import featwidget as fw
+from featwidget.engine import assert_unchanged, snapshot
+from models import zoo
+
+
+@pytest.mark.parametrize("name", list(zoo().keys()))
+def test_layers_activations_predict_targets_and_safety(model_zoo, name):
+    module, size = model_zoo[name]
+    snap = snapshot(module)
+    net = fw.wrap(module, input_size=size, mean=0.5, std=0.25)
+    assert net.layers and all(isinstance(l, fw.Layer) for l in net.layers)
+    x = torch.rand(2, *size)
+    acts = net.activations(x)
+    assert set(acts) == set(net.layer_names)
+    for l in net.layers:
+        assert tuple(acts[l.name].shape[1:]) == l.out_shape
+    preds = net.predict(x, k=3)
+    assert len(preds) == 2 and len(preds[0]) == 3
+    probs = [p for _, _, p in preds[0]]
+    assert probs == sorted(probs, reverse=True) and 0 < probs[0] <= 1
+    # every target kind evaluates to one value per image and has a gradient w.r.t. the input
+    mid = net.layers[len(net.layers) // 2]
+    ch = min(1, mid.out_shape[0] - 1)
+    xg = x.clone().requires_grad_(True)
+    for target in [None, 3, fw.Prob([1, 2]), fw.LogProb(0), fw.Channel(mid.name, ch), fw.LayerNorm(mid.name),
+                   fw.Neuron(mid.name, ch), fw.Logit(1) - fw.Logit(2) + 0.5 * fw.Channel(mid.name, ch)]:
+        with fw.engine.preserved(module):
+            v = net.evaluate(xg, target)
+            (g,) = torch.autograd.grad(v.sum(), xg)
+        assert v.shape == (2,) and g.shape == x.shape and torch.isfinite(g).all()
+    assert_unchanged(module, snap)
+    assert module.training  # handed over in train mode, still in train mode
+
+
+def test_activation_of_reused_inplace_relu_is_its_last_call():
+    import torchvision
+
+    m = torchvision.models.resnet18(weights=None).eval()
+    net = fw.wrap(m, preset="imagenet")
+    relu = net.layer("layer1.0.relu")
+    assert relu.calls == 2
+    x = torch.rand(1, 3, 224, 224)
+    acts = net.activations(x, ["layer1.0.relu", "layer1.0", "layer1.0.bn1"])
+    # last call of the shared ReLU is the block output; bn1 must not be clobbered by the in-place ReLU
+    assert torch.equal(acts["layer1.0.relu"], acts["layer1.0"])
+    assert (acts["layer1.0.bn1"] < 0).any()
+
+
+def test_targets_algebra_values():
+    out = torch.tensor([[1.0, 2.0, 3.0], [0.0, -1.0, 5.0]])
+    assert torch.allclose((fw.Logit(2) - fw.Logit(0))(out, {}), torch.tensor([2.0, 5.0]))
+    assert torch.allclose((0.5 * fw.Logit([0, 1]))(out, {}), torch.tensor([0.5, -0.5]))
+    assert torch.allclose(fw.Prob(2)(out, {}), torch.softmax(out, 1)[:, 2])
+    assert torch.allclose(fw.LogProb(1)(out, {}), torch.log_softmax(out, 1)[:, 1])
+    assert torch.allclose(fw.engine.as_target(None)(out, {}), torch.tensor([3.0, 5.0]))
+    acts = {"l": torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)}
+    assert torch.allclose(fw.Channel("l", 1)(None, acts), acts["l"][:, 1].mean((1, 2)))
+    assert torch.allclose(fw.Neuron("l", 2, 0, 1)(None, acts), acts["l"][:, 2, 0, 1])
+    assert torch.allclose(fw.LayerNorm("l")(None, acts), acts["l"].flatten(1).pow(2).mean(1))
+    with pytest.raises(fw.FeatwidgetError, match="out of range: valid values are 0 to 2"):
+        fw.Logit(7)(out, {})
+
+
+def test_activation_cache_serves_repeats_and_is_bounded():
+    import torchvision
+
+    m = torchvision.models.resnet18(weights=None).eval()
+    calls = []
+    h = m.conv1.register_forward_hook(lambda *a: calls.append(1))
+    net = fw.wrap(m, preset="imagenet", cache_bytes=8 * 2**20)
+    calls.clear()
+    x = torch.rand(1, 3, 224, 224)
+    net.activations(x, ["layer3"])
+    net.activations(x, ["layer3"])
+    assert len(calls) == 1  # second request came from the cache
+    net.activations(x)  # all layers: more than 8 MiB in total
+    assert net.cache.nbytes <= 8 * 2**20
+    # the weights moved: the cache must not serve old activations
+    before = net.activations(x, ["layer3"])["layer3"]
+    with torch.no_grad():
+        m.layer3[0].conv1.weight.mul_(2)
+    after = net.activations(x, ["layer3"])["layer3"]
+    assert not torch.equal(before, after)
+    h.remove()
+
+
+def test_forward_stops_at_deepest_requested_layer():
+    import torchvision
+
+    m = torchvision.models.vgg11(weights=None).eval()
+    seen = []
+    h = m.classifier.register_forward_hook(lambda *a: seen.append(1))
+    net = fw.wrap(m, preset="imagenet")
+    seen.clear()
+    net.activations(torch.rand(1, 3, 224, 224), ["features.3"])
+    assert seen == []
+    h.remove()
+
+
+@pytest.mark.parametrize("model,layer,size,stride", [
+    ("vgg16", "features.29", 196, 16), ("vgg16", "features.30", 212, 32),
+    ("resnet18", "layer4", 435, 32), ("resnet18", "layer2", 99, 8), ("alexnet", "features.10", 163, 16),
+])
+def test_receptive_fields_match_published_values(model, layer, size, stride):
+    import torchvision
+
+    net = fw.wrap(getattr(torchvision.models, model)(weights=None), preset="imagenet")
+    rf = net.receptive_field(layer)
+    assert rf.size == (size, size) and rf.stride == (stride, stride)
+
+
+def test_filters_are_copies_of_conv_weights():
+    import torchvision
+
+    m = torchvision.models.alexnet(weights=None)
+    w = fw.filters(fw.wrap(m, preset="imagenet"), "features.3")
+    assert w.shape == (192, 64, 5, 5) and torch.equal(w, m.features[3].weight)
+    w.zero_()
+    assert m.features[3].weight.abs().sum() > 0
+    with pytest.raises(fw.FeatwidgetError, match="not a convolution"):
+        fw.filters(fw.wrap(m, preset="imagenet"), "features.1")
+
+
+class TestBadInput:
+    net = fw.wrap(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)),
+                  input_size=(3, 32, 32))
+
+    @pytest.mark.parametrize("x,msg", [
+        (torch.rand(3, 32, 32), r"x\[None\]"),
+        (torch.rand(0, 3, 32, 32), "empty"),
+        (torch.randint(0, 255, (1, 3, 32, 32), dtype=torch.uint8), r"x.float\(\) / 255"),
+        (torch.full((1, 3, 32, 32), float("nan")), "NaN"),
+        (torch.rand(1, 1, 32, 32), r"expand\(-1, 3, -1, -1\)"),
+        (torch.rand(1, 3, 16, 16), "interpolate"),
+        (torch.randn(1, 3, 32, 32) * 3, "expects images in \\[0, 1\\]"),
+    ])
+    def test_bad_images_name_problem_and_fix(self, x, msg):
+        with pytest.raises(fw.FeatwidgetError, match=msg):
+            self.net.activations(x)
+
+    def test_unknown_layer_suggests_closest(self):
+        with pytest.raises(fw.FeatwidgetError, match="Unknown layer 'O'.*Known layers"):
+            self.net.activations(torch.rand(1, 3, 32, 32), ["O"])
+        with pytest.raises(fw.FeatwidgetError, match="Did you mean 'layer4'"):
+            fw.wrap(__import__("torchvision").models.resnet18(weights=None), preset="imagenet").layer("layer5")
+
+    def test_class_out_of_range(self):
+        with pytest.raises(fw.FeatwidgetError, match="valid values are 0 to 4"):
+            self.net.evaluate(torch.rand(1, 3, 32, 32), 9)
+
+    def test_wrap_errors(self):
+        with pytest.raises(fw.FeatwidgetError, match="input_size"):
+            fw.wrap(nn.Linear(2, 2))
+        with pytest.raises(fw.FeatwidgetError, match="Check input_size"):
+            fw.wrap(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), input_size=(3, 8, 8))
