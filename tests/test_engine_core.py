@@ -157,3 +157,20 @@ class TestBadInput:
             fw.wrap(nn.Linear(2, 2))
         with pytest.raises(fw.FeatwidgetError, match="Check input_size"):
             fw.wrap(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), input_size=(3, 8, 8))
+
+
+def test_imagenet_preset_with_weights_enum_names_classes_without_downloading():
+    import torchvision
+
+    weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
+    net = fw.wrap(torchvision.models.resnet18(weights=None), preset="imagenet", weights=weights)
+    assert net.input_size == (3, 224, 224)
+    assert net.classes[0] == "tench" and len(net.classes) == 1000
+    assert torch.allclose(net.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+    generic = fw.wrap(torchvision.models.resnet18(weights=None), preset="imagenet")
+    assert generic.classes[7] == "class 7"
+    # normalization happens inside: net(x) equals the module on the normalized batch
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        manual = net.module.eval()((x - net.mean) / net.std)
+    assert torch.allclose(net(x), manual, atol=1e-5)
