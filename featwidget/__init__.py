@@ -18,5 +18,6 @@ from .engine import (
     wrap,
 )
 from . import demo
+from .widgets import Filters
 
 __version__ = "0.1.0"

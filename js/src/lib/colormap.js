@@ -1,0 +1,60 @@
+// Colormaps from compact control points (shared with Python's to_png through one JSON file),
+// interpolated linearly in RGB, and cached as 256-entry lookup tables for drawing.
+import TABLE from "../../../featwidget/widgets/colormaps.json" with { type: "json" };
+
+export const COLORMAPS = Object.keys(TABLE).filter((k) => !k.startsWith("_"));
+
+function parseHex(h) {
+  return [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16));
+}
+
+const POINTS = Object.fromEntries(COLORMAPS.map((k) => [k, TABLE[k].map(([p, h]) => [p, parseHex(h)])]));
+
+function points(name) {
+  const p = POINTS[name];
+  if (!p) throw new Error(`unknown colormap ${name}; known: ${COLORMAPS.join(", ")}`);
+  return p;
+}
+
+/** Colour of t in [0, 1] (clipped) as [r, g, b] integers 0..255. */
+export function colorAt(name, t) {
+  const p = points(name);
+  const x = Number.isNaN(t) ? 0 : Math.min(1, Math.max(0, t));
+  let i = 1;
+  while (i < p.length - 1 && p[i][0] < x) i++;
+  const [x0, c0] = p[i - 1];
+  const [x1, c1] = p[i];
+  const f = x1 > x0 ? (x - x0) / (x1 - x0) : 0;
+  return [0, 1, 2].map((k) => Math.round(c0[k] + f * (c1[k] - c0[k])));
+}
+
+const LUTS = new Map();
+
+/** 256 x RGB lookup table; entry i is the colour at i / 255. */
+export function lut(name) {
+  let table = LUTS.get(name);
+  if (!table) {
+    table = new Uint8ClampedArray(256 * 3);
+    for (let i = 0; i < 256; i++) table.set(colorAt(name, i / 255), 3 * i);
+    LUTS.set(name, table);
+  }
+  return table;
+}
+
+/**
+ * Colour normalized values (0..1) into an RGBA buffer. `out` has 4 bytes per value; alpha is constant.
+ * NaN values become fully transparent so that missing data never looks like a real low value.
+ */
+export function colorize(values, name, out = new Uint8ClampedArray(values.length * 4), alpha = 255) {
+  const table = lut(name);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (Number.isNaN(v)) { out[4 * i + 3] = 0; continue; }
+    const j = 3 * Math.round(Math.min(1, Math.max(0, v)) * 255);
+    out[4 * i] = table[j];
+    out[4 * i + 1] = table[j + 1];
+    out[4 * i + 2] = table[j + 2];
+    out[4 * i + 3] = alpha;
+  }
+  return out;
+}
