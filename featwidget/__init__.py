@@ -17,7 +17,11 @@ from .engine import (
     filters,
     wrap,
 )
+from .engine.backward import (cam, deconvnet, grad_cam, gradient, guided_backprop, guided_grad_cam,
+                              input_x_gradient, integrated_gradients, lrp, saliency, smoothgrad)
+from .engine.synthesis import Diversity, adversarial, deepdream, fooling, invert, maximize
+from .engine import synthesis
 from . import demo
-from .widgets import Filters
+from .widgets import Activations, Filters
 
 __version__ = "0.1.0"

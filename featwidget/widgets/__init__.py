@@ -1,3 +1,4 @@
 """Views: one anywidget class per view, thin (traits <-> engine calls). See _base.py for how to add one."""
 from ._base import View, tensor_payload
 from .filters import Filters
+from .activations import Activations

@@ -13,8 +13,9 @@ How to add a view
            colormap = Unicode("viridis").tag(sync=True)  # display-only: not in compute_traits
 
            def __init__(self, net, image, **kw):
-               super().__init__(**kw)
-               self.net, self.x = self.adopt(net, image)   # plain nn.Module -> default wrap + hint
+               net, x, hint = adopt(net, image)             # plain nn.Module -> default wrap + hint
+               super().__init__(hint=hint, **kw)
+               self.net, self.x = net, x
                self.request()                              # first picture
 
            def compute(self, progress):
@@ -22,8 +23,9 @@ How to add a view
                                    progress=progress)          # progress(f, partial) streams + cancels
                return {"heatmap": tensor_payload(heat[0, 0])}
 
-           def render(self):                                 # optional, for to_png()
-               return render.heatmap_rgb(...)
+           def render(self):                                 # optional, for to_png(): (H, W, 3) uint8
+               h = from_payload(self.result["heatmap"])
+               return render.colorize(render.rescale(h, *render.value_range(h, "minmax")), self.colormap)
 
    ``compute`` runs on the view's worker thread, reads the traits, calls engine functions only and
    returns a dict (tensors through ``tensor_payload``). The base numbers requests (``seq``), cancels a
@@ -90,6 +92,29 @@ def image_payload(x: torch.Tensor) -> dict:
     return tensor_payload((x.detach().float().clamp(0, 1) * 255).round(), "uint8")
 
 
+def adopt(model, image=None):
+    """``(Network, image batch of one or None, hint)`` from an ``fw.Network`` or a plain ``nn.Module``.
+
+    A plain module gets ``fw.wrap`` defaults sized to the image, and the hint tells the user to pass mean/std.
+    """
+    x = None
+    if image is not None:
+        x = image if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image))
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+    hint = ""
+    if not isinstance(model, Network):
+        if x is None:
+            raise FeatwidgetError("A plain nn.Module needs an image to size it; or pass fw.wrap(model, input_size=...).")
+        hint = DEFAULT_WRAP_HINT
+    net = as_network(model, x)
+    if x is not None:
+        x = net.check(x)
+        if x.shape[0] != 1:
+            raise FeatwidgetError(f"Pass one image (C, H, W) or a batch of one; got a batch of {x.shape[0]}.")
+    return net, x, hint
+
+
 class View(anywidget.AnyWidget):
     _css = static_file("featwidget.css")
 
@@ -127,24 +152,6 @@ class View(anywidget.AnyWidget):
     def render(self) -> np.ndarray:
         """The current result as an (H, W, 3) uint8 picture, for ``to_png``."""
         raise NotImplementedError(f"{type(self).__name__} has no headless rendering.")
-
-    def adopt(self, model, image=None):
-        """``(Network, checked image batch)`` from an ``fw.Network`` or a plain module (+ visible hint)."""
-        x = None
-        if image is not None:
-            x = torch.as_tensor(image) if not isinstance(image, torch.Tensor) else image
-            if x.dim() == 3:
-                x = x.unsqueeze(0)
-        if not isinstance(model, Network):
-            if x is None:
-                raise FeatwidgetError("A plain nn.Module needs an image to size it; or pass fw.wrap(model, ...).")
-            self.hint = DEFAULT_WRAP_HINT
-        net = as_network(model, x)
-        if x is not None:
-            x = net.check(x)
-            if x.shape[0] != 1:
-                raise FeatwidgetError(f"Pass one image (C, H, W) or a batch of one; got a batch of {x.shape[0]}.")
-        return net, x
 
     # ------------------------------------------------------------------ requests
     def _on_compute_trait(self, change):
