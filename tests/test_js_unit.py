@@ -15,3 +15,23 @@ def test_node_unit_tests_pass():
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "# fail 0" in out and "# pass 0" not in out, out[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.mark.parametrize("cmap", ["gray", "viridis", "magma", "inferno", "diverging"])
+def test_browser_and_png_export_colour_maps_identically(cmap):
+    import json
+
+    import numpy as np
+
+    from featwidget.widgets import render
+
+    values = np.linspace(-0.1, 1.1, 301)
+    script = (f"import('./src/lib/colormap.js').then(m => console.log(JSON.stringify(Array.from("
+              f"m.colorize(Float32Array.from({json.dumps(values.tolist())}), {json.dumps(cmap)})))))")
+    proc = subprocess.run(["node", "--input-type=module", "-e", script], cwd=JS, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    js = np.array(json.loads(proc.stdout)).reshape(-1, 4)[:, :3]
+    py = render.colorize(values.astype(np.float32), cmap)
+    np.testing.assert_array_equal(js, py)

@@ -139,6 +139,7 @@ class View(anywidget.AnyWidget):
         self._worker: threading.Thread | None = None
         self._last_partial = 0.0
         self._last_progress = 0.0
+        self.running_seq = 0  # the seq compute() is working for (read it there, not the `seq` trait)
         self.observe(self._on_compute_trait, names=list(self.compute_traits))
 
     # ------------------------------------------------------------------ for subclasses
@@ -196,6 +197,7 @@ class View(anywidget.AnyWidget):
                 self.progress = float(fraction)
             return True
 
+        self.running_seq = seq
         try:
             out = self.compute(progress)
         except Cancelled:
@@ -249,7 +251,9 @@ class View(anywidget.AnyWidget):
         return data
 
     def close(self):
-        self._queue.put(None)
+        q = getattr(self, "_queue", None)  # absent when __init__ failed before the base set it up
+        if q is not None:
+            q.put(None)
         super().close()
 
 

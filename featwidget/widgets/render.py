@@ -12,6 +12,7 @@ import numpy as np
 _TABLE = json.loads((pathlib.Path(__file__).with_name("colormaps.json")).read_text())
 COLORMAPS = [k for k in _TABLE if not k.startswith("_")]
 NORMALIZATIONS = ["minmax", "symmetric", "percentile"]
+LUT_STEPS = 256
 
 
 def _points(name: str):
@@ -25,12 +26,13 @@ def _points(name: str):
 
 
 def colorize(values: np.ndarray, name: str) -> np.ndarray:
-    """Values in [0, 1] (clipped) -> uint8 RGB, shape values.shape + (3,). Same 256-entry table as the JS."""
+    """Values in [0, 1] (clipped) -> uint8 RGB, shape values.shape + (3,). The same 257-entry table as the JS
+    (colormap.js LUT_STEPS), so 0.5 is an exact entry."""
     pos, rgb = _points(name)
-    lut = np.stack([np.interp(np.arange(256) / 255, pos, rgb[:, k]) for k in range(3)], axis=1)
-    lut = np.round(lut).astype(np.uint8)
+    lut = np.stack([np.interp(np.arange(LUT_STEPS + 1) / LUT_STEPS, pos, rgb[:, k]) for k in range(3)], axis=1)
+    lut = np.floor(lut + 0.5).astype(np.uint8)  # round half up, as Math.round
     v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
-    return lut[np.round(np.clip(v, 0, 1) * 255).astype(np.int64)]
+    return lut[np.floor(np.clip(v, 0, 1) * LUT_STEPS + 0.5).astype(np.int64)]
 
 
 def value_range(data: np.ndarray, mode: str = "minmax", percentile: float = 99.0) -> tuple[float, float]:

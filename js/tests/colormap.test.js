@@ -49,12 +49,15 @@ test("sequential maps get lighter from 0 to 1; the diverging map is blue below a
 
 test("lookup table and colorize agree with colorAt; NaN is transparent", () => {
   const table = lut("magma");
-  assert.deepEqual(Array.from(table.slice(255 * 3)), colorAt("magma", 1));
-  assert.deepEqual(Array.from(table.slice(128 * 3, 129 * 3)), colorAt("magma", 128 / 255));
-  const out = colorize(new Float32Array([0, 1, NaN]), "viridis", undefined, 200);
+  assert.deepEqual(Array.from(table.slice(256 * 3)), colorAt("magma", 1));
+  assert.deepEqual(Array.from(table.slice(64 * 3, 65 * 3)), colorAt("magma", 0.25));
+  const out = colorize(new Float32Array([0, 1, NaN, 0.5]), "viridis", undefined, 200);
   assert.deepEqual(Array.from(out.slice(0, 4)), [68, 1, 84, 200]);
   assert.deepEqual(Array.from(out.slice(4, 8)), [253, 231, 37, 200]);
   assert.equal(out[11], 0);
+  assert.deepEqual(Array.from(out.slice(12, 15)), [33, 145, 140]);
+  // zero of a symmetric map is exactly white on the diverging map
+  assert.deepEqual(Array.from(colorize(new Float32Array([0.5]), "diverging").slice(0, 3)), [255, 255, 255]);
 });
 
 test("an unknown colormap name is an error naming the known ones", () => {

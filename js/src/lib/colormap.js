@@ -30,12 +30,15 @@ export function colorAt(name, t) {
 
 const LUTS = new Map();
 
-/** 256 x RGB lookup table; entry i is the colour at i / 255. */
+// 257 entries, so that 0.5 (zero of a symmetric map) hits an entry exactly: white on the diverging map.
+export const LUT_STEPS = 256;
+
+/** (LUT_STEPS + 1) x RGB lookup table; entry i is the colour at i / LUT_STEPS. */
 export function lut(name) {
   let table = LUTS.get(name);
   if (!table) {
-    table = new Uint8ClampedArray(256 * 3);
-    for (let i = 0; i < 256; i++) table.set(colorAt(name, i / 255), 3 * i);
+    table = new Uint8ClampedArray((LUT_STEPS + 1) * 3);
+    for (let i = 0; i <= LUT_STEPS; i++) table.set(colorAt(name, i / LUT_STEPS), 3 * i);
     LUTS.set(name, table);
   }
   return table;
@@ -50,7 +53,7 @@ export function colorize(values, name, out = new Uint8ClampedArray(values.length
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (Number.isNaN(v)) { out[4 * i + 3] = 0; continue; }
-    const j = 3 * Math.round(Math.min(1, Math.max(0, v)) * 255);
+    const j = 3 * Math.round(Math.min(1, Math.max(0, v)) * LUT_STEPS);
     out[4 * i] = table[j];
     out[4 * i + 1] = table[j + 1];
     out[4 * i + 2] = table[j + 2];

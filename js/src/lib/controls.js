@@ -47,15 +47,15 @@ function setTrait(model, trait, value, onSend) {
 }
 
 /**
- * A range input for an integer position. `toTrait(i)` / `fromTrait(v)` translate between the slider
+ * A range input for an integer position in [min, max]. `toTrait(i)` / `fromTrait(v)` translate between the slider
  * position and the trait value (e.g. layer index <-> layer name). `describe(i)` is the text shown next to it.
  * Returns {element, input, setMax(n), refresh()}.
  */
-export function slider(model, trait, { label = trait, max = 0, toTrait = (i) => i, fromTrait = (v) => v,
+export function slider(model, trait, { label = trait, min = 0, max = 0, toTrait = (i) => i, fromTrait = (v) => v,
   describe = (i) => String(i), ms = 80, onSend = null, listen = [] } = {}) {
   const input = document.createElement("input");
   input.type = "range";
-  input.min = "0";
+  input.min = String(min);
   input.step = "1";
   input.max = String(max);
   input.dataset.trait = trait;
@@ -66,8 +66,9 @@ export function slider(model, trait, { label = trait, max = 0, toTrait = (i) => 
   input.addEventListener("change", () => { send.push(+input.value); send.flush(); });
   function refresh() {
     const i = fromTrait(model.get(trait));
-    if (i >= 0 && i !== +input.value) input.value = String(i);
-    value.textContent = i >= 0 ? describe(i) : String(model.get(trait));
+    const known = typeof i === "number" && i >= min;
+    if (known && i !== +input.value) input.value = String(i);
+    value.textContent = known ? describe(i) : String(model.get(trait));
   }
   model.on(`change:${trait}`, refresh);
   for (const t of listen) model.on(`change:${t}`, refresh);
