@@ -11,12 +11,17 @@ import numpy as np
 import traitlets as t
 from torch import nn
 
-from ..engine import FeatwidgetError, Network, filters
+from ..engine import FeatwidgetError, Network, filters, wrap
 from ..engine.parameters import _plain
 from . import render
-from ._base import DEFAULT_WRAP_HINT, View, from_payload, static_file, tensor_payload
+from ._base import View, from_payload, static_file, tensor_payload
 
 MODES = ("rgb", "mean", "channel")
+PLAIN_HINT = (
+    "This plain nn.Module was wrapped with defaults (mean 0, std 1{size}). Filters do not depend on them, but "
+    "views that run the model do: wrap it yourself with fw.wrap(model, input_size=(C, H, W), mean=[...], "
+    "std=[...], classes=[...]) (or preset='imagenet')."
+)
 
 
 class Filters(View):
@@ -34,13 +39,9 @@ class Filters(View):
     percentile = t.Float(99.0).tag(sync=True)
     per_filter = t.Bool(False).tag(sync=True)             # scale each filter on its own, else the whole layer
 
-    def __init__(self, net, layer: str | None = None, mode: str | None = None, in_channel: int = 0, **kwargs):
-        if isinstance(net, Network):
-            network, hint = net, ""
-        elif isinstance(net, nn.Module):
-            network, hint = _plain(net), DEFAULT_WRAP_HINT
-        else:
-            raise FeatwidgetError(f"fw.Filters expects an fw.Network or a torch.nn.Module, got {type(net).__name__}.")
+    def __init__(self, net, layer: str | None = None, mode: str | None = None, in_channel: int = 0,
+                 input_size=None, **kwargs):
+        network, hint = _network(net, input_size)
         convs = network.conv_layers
         if not convs:
             raise FeatwidgetError("This network has no Conv2d layer, so there are no filters to show.")
@@ -95,3 +96,19 @@ class Filters(View):
         k = max(1, 24 // max(kh, kw))
         cells = cells.repeat(k, axis=1).repeat(k, axis=2)
         return render.grid(cells)
+
+
+def _network(model, input_size):
+    """A Network for the layer list; a plain module needs no image here, only a size its layers accept."""
+    if isinstance(model, Network):
+        return model, ""
+    if not isinstance(model, nn.Module):
+        raise FeatwidgetError(f"fw.Filters expects an fw.Network or a torch.nn.Module, got {type(model).__name__}.")
+    if input_size is not None:
+        return wrap(model, input_size=input_size), PLAIN_HINT.format(size=f", input size {tuple(input_size)}")
+    try:
+        return _plain(model), PLAIN_HINT.format(size=", traced at 224x224")
+    except FeatwidgetError as e:
+        raise FeatwidgetError(
+            f"fw.Filters traced this model at 224x224 to list its layers and it failed ({e}). Pass its input "
+            "size, e.g. fw.Filters(model, input_size=(1, 28, 28)), or a wrapped fw.wrap(model, ...).") from e
