@@ -225,6 +225,12 @@ def test_render_value_ranges_match_numpy():
     assert lo == pytest.approx(1.0) and hi == pytest.approx(99.0)
     assert render.value_range(np.zeros(4), "minmax") == (0.0, 1.0)
     assert render.value_range(np.zeros(4), "symmetric") == (-1.0, 1.0)
+    assert render.value_range(np.array([np.nan, 2.0, -1.0]), "minmax") == (-1.0, 2.0)
+    rows = np.array([[0.0, 1, 2, 10], [-3, 0, 0, 1], [5, 5, 5, 5]])
+    np.testing.assert_array_equal(render.value_ranges(rows, "minmax"), [[0, 10], [-3, 1], [5, 6]])
+    np.testing.assert_array_equal(render.value_ranges(rows, "symmetric"), [[-10, 10], [-3, 3], [-5, 5]])
+    np.testing.assert_allclose(render.value_ranges(rows, "percentile", 75), np.quantile(rows, [0.25, 0.75], axis=1).T
+                               + [[0, 0], [0, 0], [0, 1]])
 
 
 def test_render_overlay_places_each_unit_on_its_receptive_field():

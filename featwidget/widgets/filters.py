@@ -86,10 +86,8 @@ class Filters(View):
         w = from_payload(self.result["weights"]).astype(np.float64)  # (O, c, kh, kw)
         o, c, kh, kw = w.shape
         flat = w.reshape(o, -1)
-        if self.per_filter:
-            ranges = np.array([render.value_range(f, self.normalization, self.percentile) for f in flat])
-        else:
-            ranges = np.tile(render.value_range(flat, self.normalization, self.percentile), (o, 1))
+        ranges = (render.value_ranges(flat, self.normalization, self.percentile) if self.per_filter
+                  else np.tile(render.value_range(flat, self.normalization, self.percentile), (o, 1)))
         v = np.clip((w - ranges[:, 0, None, None, None]) / (ranges[:, 1] - ranges[:, 0])[:, None, None, None], 0, 1)
         cells = (np.round(np.moveaxis(v, 1, -1) * 255).astype(np.uint8) if c == 3
                  else render.colorize(v[:, 0], self.colormap))

@@ -35,25 +35,32 @@ def colorize(values: np.ndarray, name: str) -> np.ndarray:
     return lut[np.floor(np.clip(v, 0, 1) * LUT_STEPS + 0.5).astype(np.int64)]
 
 
-def value_range(data: np.ndarray, mode: str = "minmax", percentile: float = 99.0) -> tuple[float, float]:
-    """[lo, hi] as in js/src/lib/normalize.js (minmax, symmetric about zero, percentile clip)."""
-    d = np.asarray(data, dtype=np.float64)
-    d = d[~np.isnan(d)]
-    if d.size == 0:
-        return 0.0, 1.0
+def value_ranges(rows: np.ndarray, mode: str = "minmax", percentile: float = 99.0) -> np.ndarray:
+    """[lo, hi] of every row of an (N, M) array, as js/src/lib/normalize.js valueRange (minmax, symmetric
+    about zero, percentile clip; NaN ignored); returns (N, 2)."""
+    d = np.asarray(rows, dtype=np.float64)
+    empty = np.isnan(d).all(axis=1)
+    d = np.where(empty[:, None], 0.0, d)
     if mode == "minmax":
-        lo, hi = float(d.min()), float(d.max())
+        lo, hi = np.nanmin(d, axis=1), np.nanmax(d, axis=1)
     elif mode == "symmetric":
-        m = float(np.abs(d).max())
-        return (-m, m) if m > 0 else (-1.0, 1.0)
+        m = np.nanmax(np.abs(d), axis=1)
+        m = np.where(m > 0, m, 1.0)  # a zero map sits in the middle of the colormap
+        return np.stack([-m, m], axis=1)
     elif mode == "percentile":
         p = min(100.0, max(50.0, float(percentile))) / 100
-        lo, hi = (float(q) for q in np.quantile(d, [1 - p, p]))
+        lo, hi = np.nanquantile(d, [1 - p, p], axis=1)
     else:
         from ..engine import FeatwidgetError
 
         raise FeatwidgetError(f"Unknown normalization {mode!r}; known: {', '.join(NORMALIZATIONS)}.")
-    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+    return np.stack([lo, np.where(hi > lo, hi, lo + 1.0)], axis=1)
+
+
+def value_range(data: np.ndarray, mode: str = "minmax", percentile: float = 99.0) -> tuple[float, float]:
+    """[lo, hi] of all of ``data`` (see ``value_ranges``)."""
+    lo, hi = value_ranges(np.asarray(data).reshape(1, -1), mode, percentile)[0]
+    return float(lo), float(hi)
 
 
 def rescale(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
