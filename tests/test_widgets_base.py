@@ -254,3 +254,20 @@ def test_render_grid_tiles_cells_row_major_with_gaps():
     assert g.shape == (3 * 3 - 1, cols * 4 - 1, 3)
     assert g[0, 0, 0] == 0 and g[0, 4, 0] == 40 and g[3, 0, 0] == 80 and g[6, 0, 0] == 160
     assert g[2, 0, 0] == 7 and g[6, 4, 0] == 7  # gap row and the empty last cell
+
+
+def test_an_observer_of_result_may_start_a_new_request():
+    v = Toy()
+
+    def chain(change):  # runs on the worker thread while it publishes
+        if change.new["value"] == 1:
+            v.knob = 2
+
+    v.observe(chain, "result")
+    v.knob = 1
+    deadline = time.monotonic() + 10
+    while v.result.get("value") != 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    v.wait(10)
+    assert v.result["value"] == 4 and v.seq == v.result_seq == 2
+    v.close()

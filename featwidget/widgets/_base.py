@@ -131,7 +131,8 @@ class View(anywidget.AnyWidget):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._lock = threading.Lock()
+        # Re-entrant: an observer of `result` runs on the worker while it publishes and may start a request.
+        self._lock = threading.RLock()
         self._done = threading.Condition(self._lock)
         self._latest = 0
         self._finished = 0

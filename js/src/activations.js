@@ -44,6 +44,13 @@ function build(ctx) {
     if (item >= 0) { model.set("channel", item); model.save_changes(); }
   });
 
+  // Every channel's numbers on hover; the selected one's are in the stats line.
+  grid.addEventListener("mousemove", (ev) => {
+    if (!ctx.layout || !ctx.result) return;
+    const i = gridHit(ctx.layout, grid, ev.offsetX, ev.offsetY);
+    grid.title = i >= 0 ? `channel ${i}: ${channelNumbers(ctx.result.stats, i)}` : "click a map to enlarge it";
+  });
+
   function showPredictions() {
     const list = model.get("predictions") || [];
     preds.replaceChildren(...list.map((p) => {
@@ -61,6 +68,10 @@ function build(ctx) {
     for (const c of [layer, channel, cmap, norm, opacity, sort]) c.dispose();
     model.off("change:predictions", showPredictions);
   };
+}
+
+function channelNumbers(stats, i) {
+  return `mean ${num(stats.mean.data[i])} · max ${num(stats.max.data[i])} · zeros ${(100 * stats.zeros.data[i]).toFixed(1)}%`;
 }
 
 function inputImage(ctx) {
@@ -104,8 +115,7 @@ function draw(result, ctx) {
       : "map stretched over the image (no receptive-field geometry for this layer)";
   }
   const s = result.stats;
-  ctx.stats.textContent = `${result.layer} · channel ${ch} of ${c} (${h}x${w}) · mean ${num(s.mean.data[ch])} · ` +
-    `max ${num(s.max.data[ch])} · zeros ${(100 * s.zeros.data[ch]).toFixed(1)}%`;
+  ctx.stats.textContent = `${result.layer} · channel ${ch} of ${c} (${h}x${w}) · ${channelNumbers(s, ch)}`;
 }
 
 export default {
