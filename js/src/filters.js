@@ -12,7 +12,7 @@ function build(ctx) {
   const { model, controls, body } = ctx;
   const layers = () => model.get("layers") || [];
   const layer = slider(model, "layer", {
-    label: "layer", max: layers().length - 1, onSend: ctx.onSend, listen: ["layers"],
+    label: "layer", max: () => layers().length - 1, onSend: ctx.onSend, listen: ["layers"],
     toTrait: (i) => layers()[i], fromTrait: (name) => layers().indexOf(name), describe: (i) => layers()[i] ?? "",
   });
   const mode = select(model, "mode", [["rgb", "RGB (3 input channels)"], ["mean", "mean over inputs"],

@@ -47,7 +47,8 @@ function setTrait(model, trait, value, onSend) {
 }
 
 /**
- * A range input for an integer position in [min, max]. `toTrait(i)` / `fromTrait(v)` translate between the slider
+ * A range input for an integer position in [min, max] (max: a number or a function, re-read on every
+ * refresh, e.g. when a list trait named in `listen` changes). `toTrait(i)` / `fromTrait(v)` translate between the slider
  * position and the trait value (e.g. layer index <-> layer name). `describe(i)` is the text shown next to it.
  * Returns {element, input, setMax(n), refresh()}.
  */
@@ -57,7 +58,8 @@ export function slider(model, trait, { label = trait, min = 0, max = 0, toTrait 
   input.type = "range";
   input.min = String(min);
   input.step = "1";
-  input.max = String(max);
+  let maxOf = typeof max === "function" ? max : () => max;
+  input.max = String(maxOf());
   input.dataset.trait = trait;
   const value = document.createElement("span");
   value.className = "fw-value fw-label";
@@ -65,6 +67,7 @@ export function slider(model, trait, { label = trait, min = 0, max = 0, toTrait 
   input.addEventListener("input", () => { value.textContent = describe(+input.value); send.push(+input.value); });
   input.addEventListener("change", () => { send.push(+input.value); send.flush(); });
   function refresh() {
+    input.max = String(Math.max(min, maxOf()));
     const i = fromTrait(model.get(trait));
     const known = typeof i === "number" && i >= min;
     if (known && i !== +input.value) input.value = String(i);
@@ -77,7 +80,7 @@ export function slider(model, trait, { label = trait, min = 0, max = 0, toTrait 
   refresh();
   return {
     element, input,
-    setMax(n) { input.max = String(Math.max(0, n)); refresh(); },
+    setMax(n) { maxOf = () => n; refresh(); },
     refresh,
     dispose() { send.cancel(); model.off(`change:${trait}`, refresh); for (const t of listen) model.off(`change:${t}`, refresh); },
   };
