@@ -62,8 +62,8 @@ _PARTIAL_EVERY_S = 0.1  # at most ~10 partial pictures a second: the wire, not t
 _PROGRESS_EVERY_S = 0.05
 
 DEFAULT_WRAP_HINT = (
-    "This plain nn.Module was wrapped with defaults: mean 0, std 1, input size from the image. If the model "
-    "was trained on normalized inputs, wrap it yourself: fw.wrap(model, input_size=(C, H, W), mean=[...], "
+    "Pass mean/std to fw.wrap: this plain nn.Module was wrapped with defaults (mean 0, std 1, input size from "
+    "the image). If it was trained on normalized inputs, use fw.wrap(model, input_size=(C, H, W), mean=[...], "
     "std=[...], classes=[...]) (or preset='imagenet')."
 )
 

@@ -18,8 +18,8 @@ from ._base import View, from_payload, static_file, tensor_payload
 
 MODES = ("rgb", "mean", "channel")
 PLAIN_HINT = (
-    "This plain nn.Module was wrapped with defaults (mean 0, std 1{size}). Filters do not depend on them, but "
-    "views that run the model do: wrap it yourself with fw.wrap(model, input_size=(C, H, W), mean=[...], "
+    "Pass mean/std to fw.wrap: this plain nn.Module was wrapped with defaults (mean 0, std 1{size}). Filters do "
+    "not depend on them, but views that run the model do: fw.wrap(model, input_size=(C, H, W), mean=[...], "
     "std=[...], classes=[...]) (or preset='imagenet')."
 )
 
