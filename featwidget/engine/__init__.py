@@ -5,3 +5,4 @@ from .parameters import filters
 from .receptive_field import ReceptiveField
 from .safety import assert_unchanged, preserved, snapshot
 from .targets import Channel, LayerNorm, Logit, LogProb, Neuron, Predicted, Prob, Target, as_target
+from .synthesis import Diversity, adversarial, deepdream, fooling, invert, maximize

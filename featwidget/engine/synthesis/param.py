@@ -1,0 +1,171 @@
+"""Image parameterizations (Olah et al. 2017): what the optimizer actually moves.
+
+- ``Pixel``: one free value per pixel and channel.
+- ``Fourier``: the image's 2-D spectrum, scaled by 1/frequency so that every frequency moves at a similar
+  rate; plain pixel gradients are dominated by high frequencies, this preconditioning is what makes the
+  pictures clean.
+- ``Generator``: the latent code of a small trained decoder (DGN-AM, Nguyen et al. 2016): only images the
+  generator can draw are reachable, a strong learned prior.
+
+With ``decorrelate=True`` (3 channels) the free values live in a decorrelated colour space (the square root of
+ImageNet's colour covariance, as in Lucid) and a sigmoid maps to [0, 1]. Every parameterization can re-encode
+an image (``set_image``): that is how octaves, blur / clip operations and a mid-run switch of parameterization
+keep the current picture.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import FeatwidgetError
+
+_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+COLOR = _SVD_SQRT / _SVD_SQRT.norm(dim=0).max()
+_EPS = 1e-4
+_FOURIER_GAIN = 4.0  # Lucid's "magic" divisor: keeps the initial image's contrast low
+
+
+def _logit(img: torch.Tensor) -> torch.Tensor:
+    img = img.clamp(_EPS, 1 - _EPS)
+    return torch.log(img) - torch.log1p(-img)
+
+
+class Param:
+    kind = ""
+
+    def __init__(self, batch: int, channels: int, size: tuple, decorrelate: bool, device):
+        self.batch, self.channels, self.size = batch, channels, tuple(size)
+        self.decorrelate = bool(decorrelate) and channels == 3
+        self.device = device
+        self._color = COLOR.to(device)
+        self._color_inv = torch.linalg.inv(COLOR).to(device)
+
+    tensors: list
+
+    def image(self) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def set_image(self, img: torch.Tensor) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # colour space -> [0, 1]
+    def _to_rgb(self, t: torch.Tensor) -> torch.Tensor:
+        if self.decorrelate:
+            t = torch.einsum("ij,bjhw->bihw", self._color, t)
+        return torch.sigmoid(t)
+
+    def _from_rgb(self, img: torch.Tensor) -> torch.Tensor:
+        t = _logit(img)
+        if self.decorrelate:
+            t = torch.einsum("ij,bjhw->bihw", self._color_inv, t)
+        return t
+
+
+class Pixel(Param):
+    kind = "pixel"
+
+    def __init__(self, batch, channels, size, decorrelate, device, rng):
+        super().__init__(batch, channels, size, decorrelate, device)
+        raw = torch.randn(batch, channels, *self.size, generator=rng) * 0.01
+        self.raw = raw.to(device).requires_grad_(True)
+        self.tensors = [self.raw]
+
+    def image(self):
+        return self._to_rgb(self.raw)
+
+    @torch.no_grad()
+    def set_image(self, img):
+        self.raw.copy_(self._from_rgb(img))
+
+
+def _frequencies(h: int, w: int) -> torch.Tensor:
+    fy = torch.fft.fftfreq(h)[:, None]
+    fx = torch.fft.rfftfreq(w)[None, :]
+    return torch.sqrt(fx * fx + fy * fy)
+
+
+class Fourier(Param):
+    kind = "fourier"
+
+    def __init__(self, batch, channels, size, decorrelate, device, rng, decay: float = 1.0):
+        super().__init__(batch, channels, size, decorrelate, device)
+        h, w = self.size
+        freqs = _frequencies(h, w)
+        self.scale = (1.0 / freqs.clamp(min=1.0 / max(h, w)) ** decay).to(device)
+        spec = torch.randn(batch, channels, h, w // 2 + 1, 2, generator=rng) * 0.01
+        self.spectrum = spec.to(device).requires_grad_(True)
+        self.tensors = [self.spectrum]
+
+    def image(self):
+        h, w = self.size
+        z = torch.view_as_complex(self.spectrum) * self.scale
+        t = torch.fft.irfft2(z, s=(h, w), norm="ortho") / _FOURIER_GAIN
+        return self._to_rgb(t)
+
+    @torch.no_grad()
+    def set_image(self, img):
+        t = self._from_rgb(img) * _FOURIER_GAIN
+        z = torch.fft.rfft2(t, norm="ortho") / self.scale
+        self.spectrum.copy_(torch.view_as_real(z))
+
+
+class Generator(Param):
+    """The latent code of ``featwidget.demo.generator`` (or any module with ``decode``/``encode``)."""
+
+    kind = "generator"
+
+    def __init__(self, batch, channels, size, decorrelate, device, rng, model=None):
+        super().__init__(batch, channels, size, False, device)
+        if model is None:
+            from ...demo.generator import load
+
+            model = load("shapes")
+        self.model = model.to(device).eval().requires_grad_(False)
+        z = torch.randn(batch, self.model.latent, generator=rng)
+        self.code = z.to(device).requires_grad_(True)
+        self.tensors = [self.code]
+
+    def _fit(self, img):
+        if tuple(img.shape[-2:]) != self.size:
+            img = F.interpolate(img, size=self.size, mode="bilinear", align_corners=False)
+        if self.channels != img.shape[1]:
+            img = img.mean(1, keepdim=True).expand(-1, self.channels, -1, -1) if self.channels in (1, 3) else img
+        if img.shape[1] != self.channels:
+            raise FeatwidgetError(
+                f"The generator draws {img.shape[1]}-channel images but the network takes {self.channels}; "
+                f"use param='fourier' or 'pixel' for this network."
+            )
+        return img
+
+    def image(self):
+        return self._fit(self.model.decode(self.code))
+
+    @torch.no_grad()
+    def set_image(self, img):
+        out = self.model.out_size
+        if img.shape[1] != self.model.channels:
+            img = img.mean(1, keepdim=True).expand(-1, self.model.channels, -1, -1)
+        img = F.interpolate(img, size=out, mode="bilinear", align_corners=False)
+        self.code.copy_(self.model.encode(img))
+
+
+PARAMS = {"pixel": Pixel, "fourier": Fourier, "generator": Generator}
+
+
+def make(kind: str, batch: int, channels: int, size: tuple, decorrelate: bool, device, rng,
+         image: torch.Tensor | None = None, generator=None, perturb: bool = False) -> Param:
+    """A parameterization of ``kind`` holding ``image`` (or its own small random init). ``perturb`` keeps that
+    random init on top of ``image``: a flat start (a gray image) would otherwise sit where every ReLU is off
+    and no gradient flows."""
+    if kind not in PARAMS:
+        raise FeatwidgetError(f"Unknown parameterization {kind!r}; use one of: {', '.join(PARAMS)}.")
+    extra = {"model": generator} if kind == "generator" else {}
+    p = PARAMS[kind](batch, channels, size, decorrelate, device, rng, **extra)
+    if image is not None:
+        init = [t.detach().clone() for t in p.tensors]
+        p.set_image(image)
+        if perturb and kind != "generator":
+            with torch.no_grad():
+                for t, r in zip(p.tensors, init):
+                    t.add_(r)
+    return p
