@@ -25,6 +25,8 @@ class Spec:
     batch: int
     n_train: int
     lr: float
+    passes: int = 1  # epochs over each generated set before a fresh one is drawn
+    augment: tuple = ()  # class-preserving augmentations applied per batch (see train.AUGMENTATIONS)
     noise: float | None = None  # pixel noise of the training images (None: the generator's default)
 
     @property
@@ -34,9 +36,10 @@ class Spec:
 
 SPECS = {
     "shapes": Spec("shapes", models.ShapesResNet, (3, 64, 64), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
-                   steps=1200, batch=64, n_train=6400, lr=4e-3),
+                   steps=1500, batch=64, n_train=6400, lr=3e-3, passes=2, augment=("dihedral", "channels")),
     "shapes-confounded": Spec("shapes-confounded", models.ShapesResNet, (3, 64, 64), (0.5, 0.5, 0.5),
-                              (0.25, 0.25, 0.25), steps=600, batch=64, n_train=6400, lr=4e-3),
+                              (0.25, 0.25, 0.25), steps=500, batch=64, n_train=6400, lr=3e-3, passes=2,
+                              augment=("channels",)),
     "digits": Spec("digits", models.LeNet, (1, 28, 28), (0.13,), (0.3,),
-                   steps=1500, batch=64, n_train=12800, lr=2e-3),
+                   steps=600, batch=64, n_train=9600, lr=2e-3),
 }

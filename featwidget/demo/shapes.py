@@ -95,7 +95,7 @@ def ring(u, v):
 
 def heart(u, v):
     # Quilez's sdHeart spans x in [-0.6, 0.6], y in [0, 1.08]; scale and centre it into the unit circle
-    s = 0.62
+    s = 0.7  # the lobes reach 0.674 from the heart's centre (0, 0.55)
     x, y = u.abs() * s, -v * s + 0.55
     upper = _length(x - 0.25, y - 0.75) - math.sqrt(2) / 4
     m = (x + y).clamp(min=0) * 0.5
