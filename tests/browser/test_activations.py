@@ -53,8 +53,11 @@ def test_layer_and_channel_sliders_redraw(nb):
     start = layer.input_value()
     moved = drag_range(nb.page, layer, 0.5)
     assert moved != start
-    # A layer change is a new request: wait for its picture (newer seq) and for the worker to finish.
-    after = wait_view(root, "idle", state["seq"] + 1)
+    # A layer change is a new request. The kernel reads messages in order, so the seq it reports now
+    # is the drag's last request: wait until exactly that picture is drawn and the worker is idle.
+    seq = int(nb.execute("print(view.seq)"))
+    assert seq > state["seq"]
+    after = wait_view(root, "idle", seq)
     assert nb.execute("print(view.layers.index(view.layer))").strip() == moved
     assert canvas_hash(grid) != grid0 and canvas_hash(main) != main0
     name = nb.execute("print(view.layer)").strip()
@@ -117,6 +120,8 @@ def test_renders_in_notebook7(notebook_factory):
     assert _not_blank(main) and _not_blank(grid)
     grid0 = canvas_hash(grid)
     drag_range(nb7.page, root.locator("input[type=range][data-trait=layer]"), 0.75)
-    wait_view(root, "idle", state["seq"] + 1)
+    seq = int(nb7.execute("print(view.seq)"))
+    assert seq > state["seq"]
+    wait_view(root, "idle", seq)
     assert canvas_hash(grid) != grid0
     assert view_state(root)["status"] == "idle"
