@@ -109,7 +109,7 @@ def adopt(model, image=None):
         hint = DEFAULT_WRAP_HINT
     net = as_network(model, x)
     if x is not None:
-        x = net.check(x)
+        x = net.check(x.to(net.device))  # a view is a UI: follow the model to its device instead of refusing
         if x.shape[0] != 1:
             raise FeatwidgetError(f"Pass one image (C, H, W) or a batch of one; got a batch of {x.shape[0]}.")
     return net, x, hint

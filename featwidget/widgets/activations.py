@@ -52,7 +52,8 @@ class Activations(View):
 
     def set_image(self, image) -> None:
         """Show another image (C, H, W) or (1, C, H, W) in [0, 1]; recomputes the maps."""
-        x = self.net.check(image.unsqueeze(0) if isinstance(image, torch.Tensor) and image.dim() == 3 else image)
+        x = torch.as_tensor(image)
+        x = self.net.check((x.unsqueeze(0) if x.dim() == 3 else x).to(self.net.device))
         if x.shape[0] != 1:
             raise FeatwidgetError(f"Pass one image (C, H, W) or a batch of one; got a batch of {x.shape[0]}.")
         self.x = x
