@@ -20,6 +20,7 @@ from .engine import (
 from .engine.backward import (cam, deconvnet, grad_cam, gradient, guided_backprop, guided_grad_cam,
                               input_x_gradient, integrated_gradients, lrp, saliency, smoothgrad)
 from .engine.synthesis import Diversity, adversarial, deepdream, fooling, invert, maximize
+from .engine.occlusion import OcclusionGrid, occlusion, occlusion_grid
 from .engine import synthesis
 from . import demo
 from .widgets import Activations, Filters

@@ -1,6 +1,7 @@
 """The visualization engine: pure PyTorch + numpy, usable from a script, never imports widgets."""
 from .errors import Cancelled, FeatwidgetError
 from .network import Layer, Network, as_network, wrap
+from .occlusion import OcclusionGrid, occlusion, occlusion_grid
 from .parameters import filters
 from .receptive_field import ReceptiveField
 from .safety import assert_unchanged, preserved, snapshot
