@@ -7,6 +7,7 @@ canvas by ``value`` pixels on each side, filled with mid-gray; ``Jitter`` shifts
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -57,6 +58,15 @@ def standard(size: int) -> dict:
             "scale": Scale(0.1), "rotate": Rotate(10.0)}
 
 
+@functools.lru_cache(maxsize=8)
+def _base_grid(h: int, w: int, device, dtype) -> torch.Tensor:
+    """(H*W, 3) rows (x, y, 1) of pixel centres in normalized units; what affine_grid rebuilds at every call."""
+    ys = (torch.arange(h, dtype=torch.float64) * 2 + 1) / h - 1
+    xs = (torch.arange(w, dtype=torch.float64) * 2 + 1) / w - 1
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([xx, yy, torch.ones_like(xx)], -1).view(-1, 3).to(device, dtype)
+
+
 def apply(img: torch.Tensor, transforms: dict, generator: torch.Generator | None = None) -> torch.Tensor:
     """Randomly transform every image of ``img`` (B, C, H, W) -> (B, C, H + 2 pad, W + 2 pad)."""
     pad = transforms["pad"].value if "pad" in transforms else 0
@@ -92,6 +102,6 @@ def warp(img: torch.Tensor, pad: int, scale: torch.Tensor, angle: torch.Tensor, 
     lin = inv * d_out.view(1, 1, 2) / d_in.view(1, 2, 1)
     offset = -(inv @ shift.to(torch.float64).unsqueeze(2)).squeeze(2) / d_in
     theta = torch.cat([lin, offset.unsqueeze(2)], 2).to(img.device, img.dtype)
-    grid = F.affine_grid(theta, (b, c, hc, wc), align_corners=False)
+    grid = (_base_grid(hc, wc, img.device, img.dtype) @ theta.transpose(1, 2)).view(b, hc, wc, 2)
     # sampling the centred image makes the zero padding of grid_sample a mid-gray fill
     return F.grid_sample(img - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
