@@ -65,16 +65,17 @@ def held_out(model: nn.Module, spec: Spec, n: int = 1000) -> dict:
 
 
 def train(name: str, steps: int | None = None, n_train: int | None = None, seed: int = 0,
-          batch: int | None = None, log=print) -> nn.Module:
+          batch: int | None = None, lr: float | None = None, log=print) -> nn.Module:
     spec = SPECS[name]
+    lr = lr or spec.lr
     steps = steps or spec.steps
     n_train = n_train or spec.n_train
     batch = min(batch or spec.batch, n_train)
     torch.manual_seed(seed)
     model = spec.build()
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=spec.lr, total_steps=steps, pct_start=0.15)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss()
     per_epoch = n_train // batch
     augment = [AUGMENTATIONS[a] for a in spec.augment]
@@ -116,6 +117,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
     p.add_argument("--n-train", type=int, default=None, help="fresh images generated per epoch")
     p.add_argument("--batch", type=int, default=None, help="batch size")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate of the one-cycle schedule")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     p.add_argument("--eval", type=int, default=1000, help="held-out images to report accuracy on (0: skip)")
@@ -127,7 +129,9 @@ def main(argv=None) -> dict:
     spec = SPECS[args.name]
     out = args.out or spec.weights
     start = time.time()
-    model = train(args.name, args.steps, args.n_train, args.seed, args.batch)
+    if args.lr is not None and args.lr <= 0:
+        p.error("--lr must be positive")
+    model = train(args.name, args.steps, args.n_train, args.seed, args.batch, args.lr)
     elapsed = time.time() - start
     save(model, out)
     report = {"name": args.name, "out": str(out), "train_seconds": round(elapsed, 1)}
