@@ -29,7 +29,7 @@ class Inversion:
 
 
 def invert(net, x, layer: str, steps: int = 200, alpha: float = 1e-4, tv: float = 0.5, beta: float = 2.0,
-           alpha_exponent: float = 6.0, lr: float = 0.05, param: str = "fourier", decorrelate: bool = True,
+           alpha_exponent: float = 6.0, lr: float | None = None, param: str = "fourier", decorrelate: bool = True,
            transforms=None, init="mean", progress=None, seed=None) -> Inversion:
     """Reconstruct ``x`` (B, C, H, W in [0, 1]) from its activation at ``layer``.
 

@@ -124,7 +124,7 @@ def octave_plan(steps: int, size: tuple, octaves: int, octave_scale: float) -> l
 
 
 def maximize(net, objective, steps: int = 256, size=None, batch: int = 1, param: str = "fourier",
-             decorrelate: bool = True, lr: float = 0.05, regularizers=None, transforms="standard",
+             decorrelate: bool = True, lr: float | None = None, regularizers=None, transforms="standard",
              octaves: int = 1, octave_scale: float = 1.4, noise: float = 0.0, init=None, progress=None,
              seed=None, settings: Settings | None = None, generator=None) -> Synthesis:
     """Optimize ``batch`` images so that ``objective`` (any fw target) is as large as possible.
@@ -132,7 +132,8 @@ def maximize(net, objective, steps: int = 256, size=None, batch: int = 1, param:
     ``regularizers``: ``{"l2": w, "alpha": w, "tv": w, "edge": w, "blur": sigma, "grad_blur": sigma,
     "clip": fraction}`` or a list of ``fw.synthesis`` regularizer objects. ``transforms``: "standard",
     None, or ``{"pad": px, "jitter": px, "scale": spread, "rotate": degrees}``. ``param``: "fourier",
-    "pixel" or "generator" (the code of the demo generator, DGN-AM). ``init``: "noise", "mean", "gray" or an
+    "pixel" or "generator" (the code of the demo generator, DGN-AM). ``lr``: Adam step size; None picks the
+    parameterization's default (fourier 0.05, pixel 0.02, generator 0.1). ``init``: "noise", "mean", "gray" or an
     image. ``noise``: std of the Langevin-style noise added to the parameterization after every step.
     ``settings``: a live ``Settings`` object that replaces lr / param / decorrelate / noise / regularizers /
     transforms and is re-read at every step. ``progress(fraction, partial)`` gets a dict with ``step``,
@@ -174,14 +175,14 @@ def optimize(net: Network, target, plan: list, batch: int, settings: Settings, r
                 image = F.interpolate(image, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
             p = P.make(settings.param, batch, channels, size, settings.decorrelate, device, rng, image, generator,
                        perturb=octave == 0)
-            opt = adam(p.tensors, settings.lr)
+            opt = adam(p.tensors, settings.step_size)
             for _ in range(n):
                 if settings.param != p.kind or (settings.decorrelate and channels == 3) != p.decorrelate:
                     with torch.no_grad():
                         current = p.image()
                     p = P.make(settings.param, batch, channels, size, settings.decorrelate, device, rng, current,
                                generator)
-                    opt = adam(p.tensors, settings.lr)
+                    opt = adam(p.tensors, settings.step_size)
                 value, loss = _step(net, target, p, opt, settings, rng, done)
                 values.append(value)
                 losses.append(loss)
@@ -208,7 +209,7 @@ def adam(tensors, lr):
 
 def _step(net, target, p, opt, settings, rng, index):
     for g in opt.param_groups:
-        g["lr"] = settings.lr
+        g["lr"] = settings.step_size
     regs = dict(settings.regularizers)  # a slider thread may add entries mid-step
     img = p.image()
     blur_grad = regs.get("grad_blur")

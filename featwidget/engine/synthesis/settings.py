@@ -50,9 +50,14 @@ def knobs(spec, table: dict, kind: str, size: int | None = None) -> dict:
     return out
 
 
+# Adam step sizes that work for each parameterization: pixel logits saturate quickly, a generator code
+# (unit Gaussian) needs larger steps to travel.
+LR = {"fourier": 0.05, "pixel": 0.02, "generator": 0.1}
+
+
 @dataclass
 class Settings:
-    lr: float = 0.05
+    lr: float | None = None  # None: the parameterization's own default (LR)
     param: str = "fourier"
     decorrelate: bool = True
     noise: float = 0.0
@@ -61,7 +66,7 @@ class Settings:
     preview_every: int = 8
 
     def __setattr__(self, name, v):
-        if name == "lr" and not _number(v, 0.0, strict=True):
+        if name == "lr" and v is not None and not _number(v, 0.0, strict=True):
             raise FeatwidgetError(f"The learning rate lr must be a number above 0, got {v!r}; try lr=0.05.")
         if name == "noise" and not _number(v, 0.0, strict=False):
             raise FeatwidgetError(f"noise is the standard deviation of the Langevin noise and must be 0 or more, got {v!r}.")
@@ -69,9 +74,13 @@ class Settings:
             raise _unknown("parameterization", v, PARAMS)
         if name == "preview_every" and not (isinstance(v, int) and v >= 1):
             raise FeatwidgetError(f"preview_every must be an integer of at least 1, got {v!r}.")
-        if name in ("lr", "noise"):
+        if name in ("lr", "noise") and v is not None:
             v = float(v)
         object.__setattr__(self, name, v)
+
+    @property
+    def step_size(self) -> float:
+        return LR[self.param] if self.lr is None else self.lr
 
     def set(self, name: str, value) -> None:
         """Set ``lr``, ``noise``, ``param``, ``decorrelate``, or the ``value`` of a regularizer / transform by its

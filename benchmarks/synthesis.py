@@ -1,0 +1,172 @@
+"""Activation-maximization speed: fw.maximize vs the forward+backward floor and vs Lucent's render_vis.
+
+Per configuration (torchvision resnet18 / alexnet, weights=None, CPU, 128 and 224 px, one image) the same
+optimization is run three ways, interleaved, several rounds, and the median seconds per step is kept:
+
+- floor: forward of the network *truncated at the objective's layer* (a plain nn.Sequential of the modules up
+  to it, no hooks) plus backward to the input, on an input of the size the network sees during the
+  optimization, parameters frozen. Nothing can do one step with less work.
+- featwidget: ``fw.maximize`` with the channel objective, decorrelated Fourier parameterization, Adam lr 0.05,
+  and Lucent's standard transforms (pad 12, jitter 8, scale 0.9-1.1, rotate +-10 degrees).
+- lucent: ``render_vis`` with the same objective (``"layer:channel"``), ``param.image(size, fft=True,
+  decorrelate=True)``, its standard transforms and ``fixed_image_size`` = featwidget's canvas (size + 24), so
+  both networks see inputs of the same size. Measured as users call it (model.eval(), parameters trainable:
+  Lucent's ``loss.backward()`` then also computes parameter gradients) and, for reference, with parameters
+  frozen. Lucent never removes its forward hooks; they are cleared after every Lucent run.
+
+Run: ``python benchmarks/synthesis.py [--steps 20 --rounds 3 --threads 1]``. Writes
+benchmarks/results/synthesis.json. The machine is shared and noisy: medians over interleaved rounds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+import featwidget as fw
+
+warnings.filterwarnings("ignore")
+
+CONFIGS = [  # model, objective layer, channel, the modules up to that layer as a plain Sequential
+    ("resnet18", "layer3", 5, lambda m: nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3)),
+    ("alexnet", "features.10", 5, lambda m: m.features[:11]),
+]
+PAD = 12
+
+
+def build(name):
+    torch.manual_seed(0)
+    return getattr(torchvision.models, name)(weights=None).eval()
+
+
+def floor_step(trunk, channel, canvas):
+    def run(steps):
+        x = torch.rand(1, 3, canvas, canvas)
+        for _ in range(steps):
+            xi = x.clone().requires_grad_(True)
+            v = trunk(xi)[:, channel].mean()
+            torch.autograd.grad(v, xi)
+    return run
+
+
+def featwidget_step(net, layer, channel, size):
+    transforms = {"pad": PAD, "jitter": 8, "scale": 0.1, "rotate": 10.0}
+
+    def run(steps):
+        fw.maximize(net, fw.Channel(layer, channel), steps=steps, size=size, param="fourier", decorrelate=True,
+                    lr=0.05, transforms=transforms, seed=0)
+    return run
+
+
+def lucent_step(model, layer, channel, size, frozen):
+    from lucent.optvis import param, render
+
+    def run(steps):
+        flags = [p.requires_grad for p in model.parameters()]
+        if frozen:
+            for p in model.parameters():
+                p.requires_grad_(False)
+        try:
+            render.render_vis(model, f"{layer.replace('.', '_')}:{channel}",
+                              param_f=lambda: param.image(size, fft=True, decorrelate=True),
+                              thresholds=(steps,), progress=False, show_image=False,
+                              fixed_image_size=size + 2 * PAD)
+        finally:
+            for p, f in zip(model.parameters(), flags):
+                p.requires_grad_(f)
+                p.grad = None
+            for m in model.modules():  # Lucent leaves one forward hook on every module behind
+                m._forward_hooks.clear()
+    return run
+
+
+def timed(run, steps):
+    """(wall seconds, CPU seconds) per step. With one thread, CPU time is the work done, without the time spent
+    waiting for a core that other jobs hold; it is the steadier number on a shared machine."""
+    t, c = time.perf_counter(), time.process_time()
+    run(steps)
+    return (time.perf_counter() - t) / steps, (time.process_time() - c) / steps
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 224])
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "synthesis.json"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = []
+    for name, layer, channel, trunk_of in CONFIGS:
+        model = build(name)
+        net = fw.wrap(model, preset="imagenet")
+        trunk = trunk_of(model)
+        for size in args.sizes:
+            canvas = size + 2 * PAD
+            runs = {
+                "floor": floor_step(trunk, channel, canvas),
+                "featwidget": featwidget_step(net, layer, channel, size),
+                "lucent": lucent_step(model, layer, channel, size, frozen=False),
+                "lucent_frozen": lucent_step(model, layer, channel, size, frozen=True),
+            }
+            with fw.engine.preserved(model):  # the floor runs with frozen parameters
+                runs["floor"](2)
+            for r in ("featwidget", "lucent", "lucent_frozen"):
+                runs[r](2)  # warm-up: allocator, lazy init
+            wall, cpu = {k: [] for k in runs}, {k: [] for k in runs}
+            order = list(runs)
+            for r in range(args.rounds):
+                # interleaved, order rotated each round, so a burst of load hits all of them alike
+                for k in order[r % len(order):] + order[:r % len(order)]:
+                    if k == "floor":
+                        with fw.engine.preserved(model):
+                            w, c = timed(runs[k], args.steps)
+                    else:
+                        w, c = timed(runs[k], args.steps)
+                    wall[k].append(w)
+                    cpu[k].append(c)
+            med = {k: statistics.median(v) for k, v in cpu.items()}
+            med_wall = {k: statistics.median(v) for k, v in wall.items()}
+            row = {
+                "model": name, "layer": layer, "channel": channel, "size": size, "network_input": canvas,
+                "cpu_seconds_per_step": med, "wall_seconds_per_step": med_wall,
+                "all_cpu_seconds_per_step": cpu, "all_wall_seconds_per_step": wall,
+                "steps_per_second_cpu": {k: 1 / v for k, v in med.items()},
+                "featwidget_over_floor": med["featwidget"] / med["floor"],
+                "speedup_vs_lucent": med["lucent"] / med["featwidget"],
+                "speedup_vs_lucent_frozen": med["lucent_frozen"] / med["featwidget"],
+                "wall": {"featwidget_over_floor": med_wall["featwidget"] / med_wall["floor"],
+                         "speedup_vs_lucent": med_wall["lucent"] / med_wall["featwidget"],
+                         "speedup_vs_lucent_frozen": med_wall["lucent_frozen"] / med_wall["featwidget"]},
+            }
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if not k.startswith("all_")}), flush=True)
+    result = {
+        "benchmark": "activation maximization steps per second (fw.maximize vs floor vs Lucent render_vis)",
+        "targets": {"featwidget_over_floor_at_most": 1.1, "speedup_vs_lucent_at_least": 1.3},
+        "setup": {"steps_per_run": args.steps, "rounds": args.rounds, "threads": args.threads,
+                  "torch": torch.__version__, "torchvision": torchvision.__version__,
+                  "python": platform.python_version(), "machine": platform.machine(), "device": "cpu",
+                  "transforms": "pad 12, jitter 8, scale 0.9-1.1, rotate +-10 deg", "param": "fourier, decorrelated",
+                  "optimizer": "Adam lr 0.05", "weights": "None (random init)"},
+        "rows": rows,
+        "note": "Shared 2-core machine with other jobs running: absolute numbers are noisy; ratios come from "
+                "interleaved runs of the same configuration and are the meaningful part. Ratios use median CPU "
+                "time per step (one thread, so CPU time = work done); wall-clock ratios are listed too.",
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
