@@ -141,11 +141,16 @@ def start_server(base: Path, timeout: float = 90.0) -> JupyterServer:
         time.sleep(0.25)
 
 
-def labextensions() -> str:
-    """`jupyter labextension list` as the test server sees it (anywidget must be enabled)."""
-    out = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"],
-                         capture_output=True, text=True, timeout=60)
-    return out.stdout + out.stderr
+def page_config(server: JupyterServer, path: str = "/lab") -> dict:
+    """The page config a front end gets from this server (federated extensions, disabled ones, options)."""
+    import re
+
+    with urllib.request.urlopen(server.url + path, timeout=30) as r:
+        html = r.read().decode()
+    m = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S)
+    if m is None:
+        raise AssertionError(f"no jupyter-config-data in {path}")
+    return json.loads(m.group(1))
 
 
 def write_notebook(root: Path, name: str, cells: list[str]) -> Path:
@@ -175,7 +180,39 @@ _JS_KERNEL_IDLE = """() => {
   const w = app && app.shell && app.shell.currentWidget;
   const ctx = w && w.sessionContext;
   const k = ctx && ctx.session && ctx.session.kernel;
-  return !!(k && w.content && w.content.model && k.status === 'idle' && k.connectionStatus === 'connected');
+  return !!(k && w.content && w.content.model && w.context && w.context.isReady && ctx.isReady &&
+            k.status === 'idle' && k.connectionStatus === 'connected');
+}"""
+
+# Run all cells of the current notebook; activating it first makes it the notebook tracker's current
+# widget, which the command acts on.
+_JS_RUN_ALL = """async () => {
+  const app = window.jupyterapp, w = app.shell.currentWidget;
+  app.shell.activateById(w.id);
+  await app.commands.execute('notebook:run-all-cells');
+}"""
+
+# Whether any code cell has started (or finished) running since the run was requested.
+_JS_CELLS_STARTED = """() => {
+  const w = window.jupyterapp.shell.currentWidget, cells = w.content.model.cells;
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells.get(i);
+    if (c.type !== 'code') continue;
+    if (c.executionCount !== null && c.executionCount !== undefined) return true;
+    if (c.executionState === 'running' || c.outputs.length > 0) return true;
+  }
+  const k = w.sessionContext.session && w.sessionContext.session.kernel;
+  return !!k && k.status === 'busy';
+}"""
+
+_JS_DIAGNOSE = """() => {
+  const app = window.jupyterapp, w = app && app.shell.currentWidget;
+  if (!w) return 'no current widget';
+  const k = w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  const cells = w.content && w.content.model ? w.content.model.cells : null, counts = [];
+  for (let i = 0; cells && i < cells.length; i++) { const c = cells.get(i); counts.push(c.executionCount); }
+  return `widget ${w.title.label}, kernel ${k ? k.status + '/' + k.connectionStatus : 'none'}, ` +
+         `execution counts ${JSON.stringify(counts)}`;
 }"""
 
 _JS_CELLS_DONE = """(n) => {
@@ -267,10 +304,23 @@ class Notebook:
 
     def run_all(self, timeout: float = RUN_TIMEOUT_S) -> None:
         """Run every cell (through the app's command, not a keyboard shortcut) and fail on any error output."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         self.wait_kernel_idle()
-        self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        # On a loaded machine the app can still drop a run requested right after start-up; a run that
+        # started leaves a trace (an execution count, an output, a busy kernel), so retrying is safe.
+        for attempt in range(3):
+            self.page.evaluate(_JS_RUN_ALL)
+            try:
+                self.page.wait_for_function(_JS_CELLS_STARTED, timeout=30_000)
+                break
+            except PlaywrightTimeout:
+                continue
         try:
             self.page.wait_for_function(_JS_CELLS_DONE, arg=self.n_cells, timeout=timeout * 1000)
+        except PlaywrightTimeout as e:
+            raise AssertionError(f"notebook {self.name} did not finish running in {timeout:.0f} s: "
+                                 f"{self.page.evaluate(_JS_DIAGNOSE)}") from e
         finally:
             errors = self.page.evaluate(_JS_CELL_ERRORS)
             if errors:
@@ -287,6 +337,21 @@ class Notebook:
         if out["error"]:
             raise AssertionError(f"kernel code failed:\n{code}\n{_ansi_free(out['error'])}")
         return out["stdout"]
+
+    def wait_for(self, expression: str, expected: str, timeout: float = 30) -> str:
+        """Poll until `print(expression)` in the kernel prints `expected`; returns it.
+
+        A drag's last value can reach the kernel a little after the mouse is released: ipywidgets holds
+        back a model update while earlier ones are unanswered. Read kernel state after UI input with this.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.execute(f"print({expression})").strip()
+            if got == expected:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"kernel: {expression} is {got!r}, expected {expected!r} after {timeout} s")
+            time.sleep(0.2)
 
     def locator(self, selector: str):
         return self.page.locator(selector)
@@ -365,7 +430,9 @@ def open_notebook(browser, server: JupyterServer, cells: list[str], name: str, u
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(timeout * 1000)
-    path = f"/lab/tree/{name}.ipynb" if ui == "lab" else f"/notebooks/{name}.ipynb"
+    # A workspace of its own per notebook: the default workspace would restore notebooks that earlier
+    # tests opened, and a command could then act on one of those instead.
+    path = f"/lab/workspaces/{name}/tree/{name}.ipynb" if ui == "lab" else f"/notebooks/{name}.ipynb"
     page.goto(server.url + path)
     nb = Notebook(page, server, name, ui, len(cells))
     nb.wait_kernel_idle()

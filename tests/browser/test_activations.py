@@ -53,12 +53,12 @@ def test_layer_and_channel_sliders_redraw(nb):
     start = layer.input_value()
     moved = drag_range(nb.page, layer, 0.5)
     assert moved != start
-    # A layer change is a new request. The kernel reads messages in order, so the seq it reports now
-    # is the drag's last request: wait until exactly that picture is drawn and the worker is idle.
+    # A layer change is a new request. Once the kernel has the drag's final layer, its seq is the last
+    # request: wait until exactly that picture is drawn and the worker is idle.
+    nb.wait_for("view.layers.index(view.layer)", moved)
     seq = int(nb.execute("print(view.seq)"))
     assert seq > state["seq"]
     after = wait_view(root, "idle", seq)
-    assert nb.execute("print(view.layers.index(view.layer))").strip() == moved
     assert canvas_hash(grid) != grid0 and canvas_hash(main) != main0
     name = nb.execute("print(view.layer)").strip()
     assert name in root.locator(".fw-stats").text_content()
@@ -72,7 +72,7 @@ def test_layer_and_channel_sliders_redraw(nb):
     nb.page.wait_for_function("([el, v]) => el.textContent.includes(`channel ${v} of`)",
                               arg=[root.locator(".fw-stats").element_handle(), moved])
     assert canvas_hash(main) != main1
-    assert nb.execute("print(view.channel)").strip() == moved
+    nb.wait_for("view.channel", moved)
     assert wait_view(root, "idle", after["seq"]) == {"status": "idle", "seq": after["seq"]}
 
 
@@ -119,7 +119,8 @@ def test_renders_in_notebook7(notebook_factory):
     main, grid = root.locator("canvas.fw-main"), root.locator("canvas.fw-grid")
     assert _not_blank(main) and _not_blank(grid)
     grid0 = canvas_hash(grid)
-    drag_range(nb7.page, root.locator("input[type=range][data-trait=layer]"), 0.75)
+    moved = drag_range(nb7.page, root.locator("input[type=range][data-trait=layer]"), 0.75)
+    nb7.wait_for("view.layers.index(view.layer)", moved)
     seq = int(nb7.execute("print(view.seq)"))
     assert seq > state["seq"]
     wait_view(root, "idle", seq)
