@@ -24,5 +24,6 @@ from .engine.occlusion import OcclusionGrid, occlusion, occlusion_grid
 from .engine import synthesis
 from . import demo
 from .widgets import Activations, Attribution, Filters
+from .widgets import Adversarial, FeatureVis, Inversion
 
 __version__ = "0.1.0"

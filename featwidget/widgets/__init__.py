@@ -3,3 +3,6 @@ from ._base import View, tensor_payload
 from .filters import Filters
 from .activations import Activations
 from .attribution import Attribution
+from .featurevis import FeatureVis
+from .inversion import Inversion
+from .adversarial import Adversarial
