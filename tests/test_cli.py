@@ -18,7 +18,8 @@ from featwidget import cli
 
 
 def _featwidget_exe():
-    exe = shutil.which("featwidget")
+    # The script installed beside this interpreter (a venv need not be activated), else the one on PATH.
+    exe = shutil.which("featwidget", path=os.path.dirname(sys.executable)) or shutil.which("featwidget")
     assert exe, "the `featwidget` console script is not on PATH: install the package (bash .ci/install)"
     return exe
 

@@ -1,5 +1,6 @@
 """Every shipped notebook runs top to bottom in a fresh python3 kernel: the CLI's tour and the teaching labs."""
 import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -21,6 +22,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     # One thread for the kernel's torch: the test suite shares the machine with other processes.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    # Kernel specs may start plain `python`: make it this interpreter (a venv need not be activated).
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     # Run from a scratch folder so a lab that writes files (to_png, exports) leaves the repo clean.
     client = NotebookClient(nb, kernel_name="python3", timeout=300, allow_errors=False,
                             resources={"metadata": {"path": str(tmp_path)}})

@@ -105,6 +105,8 @@ def start_server(base: Path, timeout: float = 90.0) -> JupyterServer:
         JUPYTER_RUNTIME_DIR=str(runtime),
         JUPYTERLAB_SETTINGS_DIR=str(settings),
         JUPYTERLAB_WORKSPACES_DIR=str(workspaces),
+        # Kernel specs may start plain `python`: make it this interpreter (a venv need not be activated).
+        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
         # A kernel must not fight the test process for the two cores.
         OMP_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
