@@ -154,7 +154,7 @@ def _demo(name):
         pytest.skip(f"demo {name!r} not available: {e}")
 
 
-@pytest.mark.parametrize("name", ["shapes", "digits"])
+@pytest.mark.parametrize("name", ["shapes", "shapes-confounded", "digits"])
 def test_demo_models_safety_and_integrated_gradients_completeness(name):
     demo = _demo(name)
     net = demo.network
