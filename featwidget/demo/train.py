@@ -125,21 +125,24 @@ def main(argv=None) -> dict:
     for flag in ("steps", "n_train", "batch", "threads"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             p.error(f"--{flag.replace('_', '-')} must be at least 1")
-    torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)  # restored below: main() is also called in-process by the tests
     spec = SPECS[args.name]
     out = args.out or spec.weights
     start = time.time()
-    if args.lr is not None and args.lr <= 0:
-        p.error("--lr must be positive")
-    model = train(args.name, args.steps, args.n_train, args.seed, args.batch, args.lr)
-    elapsed = time.time() - start
-    save(model, out)
-    report = {"name": args.name, "out": str(out), "train_seconds": round(elapsed, 1)}
-    if args.eval:
-        report.update(held_out(model, spec, args.eval))
+    try:
+        model = train(args.name, args.steps, args.n_train, args.seed, args.batch, args.lr)
+        elapsed = time.time() - start
+        save(model, out)
+        report = {"name": args.name, "out": str(out), "train_seconds": round(elapsed, 1)}
+        if args.eval:
+            report.update(held_out(model, spec, args.eval))
+    finally:
+        torch.set_num_threads(threads)
     accuracies = {k: v for k, v in report.items() if k not in ("name", "out", "train_seconds")}
+    scores = "; held-out accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in accuracies.items())
     print(f"[{args.name}] wrote {out} ({out.stat().st_size / 1e6:.2f} MB) after {elapsed:.0f}s of training"
-          + ("; held-out accuracy: " + ", ".join(f"{k} {v:.4f}" for k, v in accuracies.items()) if accuracies else ""))
+          + (scores if accuracies else ""))
     return report
 
 
