@@ -73,11 +73,17 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-@pytest.fixture(params=["switch", "never_full"])
+def follow_regions_to_the_end(monkeypatch):
+    """No switch to full passes, neither by region size nor by the cost model: every op runs on crops."""
+    monkeypatch.setattr(incremental, "FULL_SWITCH", 2.0)
+    monkeypatch.setattr(incremental, "WORTH_IT", float("inf"))
+
+
+@pytest.fixture(params=["default", "incremental"])
 def switch(request, monkeypatch):
-    """Run both with the default switch to full recomputation and with regions followed to the end."""
-    if request.param == "never_full":
-        monkeypatch.setattr(incremental, "FULL_SWITCH", 2.0)
+    """Run both with the default plan (switch to full passes where cheaper) and with regions followed to the end."""
+    if request.param == "incremental":
+        follow_regions_to_the_end(monkeypatch)
     return request.param
 
 
@@ -136,12 +142,13 @@ def test_chains_follow_vgg_and_resnet_incrementally(vgg16, resnet18):
     assert cr.stage_of("layer3") == cr.stage_of("layer3.1") and isinstance(cr.stages[cr.stage_of("layer3")], Residual)
     # mobilenet's inverted residuals (x + block(x), squeeze-excitation) are not followed: opaque from there on
     assert cm.exact and any(isinstance(s, Opaque) for s in cm.stages) and isinstance(cm.stages[0], Spatial)
-    # and the occluder really uses the incremental path (not full passes) on the first stages
-    x = torch.rand(1, 3, 64, 64)
-    ys, xs, k, _ = windows(64, 64, 8, 8)
-    with fw.engine.preserved(res.module), torch.no_grad():
-        occ = Occluder(res, x, torch.zeros_like(x), None, k, ys.repeat_interleave(len(xs)), xs.repeat(len(ys)))
-    assert not occ.plain and occ.ses.full_from >= 4
+    # and the occluder really follows regions (no full passes) through the first stages, by its own cost model
+    for net, n, first_full in [(vgg, 64, 10), (fw.wrap(res.module, input_size=(3, 224, 224)), 224, 6)]:
+        x = torch.rand(1, 3, n, n)
+        ys, xs, k, _ = windows(n, n, 8, 8)
+        with fw.engine.preserved(net.module), torch.no_grad():
+            occ = Occluder(net, x, torch.zeros_like(x), None, k, ys.repeat_interleave(len(xs)), xs.repeat(len(ys)))
+        assert not occ.plain and occ.ses.full_from >= first_full
 
 
 @pytest.mark.parametrize("size,stride,n", [(8, 8, 2), (12, 11, 2), ((12, 6), (9, 5), 1)])
@@ -189,14 +196,14 @@ def test_default_target_is_probability_of_unoccluded_prediction(shapes_net):
 def test_exact_equals_naive_on_resnet18(resnet18, monkeypatch):
     x = torch.rand(1, 3, 64, 64)
     check_exact(resnet18, x, fw.Logit(4), 16, 8, "mean")
-    monkeypatch.setattr(incremental, "FULL_SWITCH", 2.0)  # follow regions through every block
+    follow_regions_to_the_end(monkeypatch)
     check_exact(resnet18, x, fw.Logit(4), 13, 9, "mean")
 
 
 def test_exact_equals_naive_on_vgg16(vgg16, monkeypatch):
     x = torch.rand(1, 3, 64, 64)
     check_exact(vgg16, x, fw.Logit(5), (16, 40), (13, 24), "blur", batch_size=3)  # ragged last chunk
-    monkeypatch.setattr(incremental, "FULL_SWITCH", 2.0)
+    follow_regions_to_the_end(monkeypatch)
     check_exact(vgg16, x, fw.Logit(2), 24, 20, "gray")
 
 

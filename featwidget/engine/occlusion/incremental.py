@@ -12,6 +12,9 @@ batched tensor op per layer.
 When the region of a stage would cover ``FULL_SWITCH`` of its map or more, or the stage is ``Opaque``, the
 chunk is materialised into full activations and the rest of the network runs on them as usual (this is both
 the fallback for layers we cannot follow and cheaper than cropping when a region is nearly the whole map).
+A small cost model (convolution multiply-adds of the plan vs of full passes) runs everything in full passes
+when following the regions would save less than ``1 - WORTH_IT`` of the work -- e.g. small networks whose
+compute sits in low-resolution layers that any patch covers -- because cropping has its own overhead.
 
 ``tau`` (approximate mode) is Krypton's projective-field threshold: a region is never allowed to grow beyond
 ``tau`` of its map's height / width (it is cut around its centre); changes outside the cut are dropped, i.e.
@@ -27,6 +30,7 @@ import torch
 from .chain import Opaque, Pointwise, Residual, Spatial
 
 FULL_SWITCH = 0.5
+WORTH_IT = 0.7
 
 
 @dataclass
@@ -196,11 +200,34 @@ def plan(stages, ses: Session, wy, wx, size) -> None:
     for i, s in enumerate(stages):
         if isinstance(s, Opaque):
             ses.full_from = i
-            return
+            break
         r = _plan(s, r, ses)
         if ses.tau is None and _density(s, ses) >= FULL_SWITCH:
             ses.full_from = i
-            return
+            break
+    if ses.tau is None and cost(stages, ses, incremental=True) > WORTH_IT * cost(stages, ses, incremental=False):
+        ses.full_from = 0
+
+
+def _spatial_ops(s):
+    if isinstance(s, Spatial):
+        yield s
+    elif isinstance(s, Residual):
+        for o in s.branch + s.shortcut:
+            yield from _spatial_ops(o)
+
+
+def cost(stages, ses: Session, incremental: bool) -> float:
+    """Convolution multiply-adds per occluded image (pooling and the opaque head are not counted)."""
+    total = 0.0
+    for i, s in enumerate(stages):
+        for o in _spatial_ops(s):
+            if isinstance(o.module, torch.nn.Conv2d) and o in ses.shape:
+                _, _, n_y, n_x = ses.shape[o]
+                part = incremental and i < ses.full_from
+                area = ses.place[o].h * ses.place[o].w if part else n_y * n_x
+                total += area * o.module.weight.numel()
+    return total
 
 
 # ---------------------------------------------------------------- one chunk of patches
@@ -232,6 +259,15 @@ def step(s, p: Patch, ses: Session, b, wid) -> Patch:
 
 
 def materialize(ses: Session, i: int, b, p: Patch) -> torch.Tensor:
-    """Full activation (N, C, H, W): cached input of top-level stage ``i`` with ``p`` spliced in."""
-    a = ses.inputs[i]
-    return crop(a, b, 0, 0, a.shape[2], a.shape[3], p)
+    """Full activation (N, C, H, W): cached input of top-level stage ``i`` with ``p`` spliced in.
+
+    A plain copy of the cached maps plus a scatter of the patch area only (much cheaper than a gather of the
+    whole map); patches always lie inside the map.
+    """
+    out = ses.inputs[i].index_select(0, b)
+    n, ph, pw = p.values.shape[0], p.values.shape[2], p.values.shape[3]
+    rows = (p.y[:, None] + torch.arange(ph, device=out.device))[:, :, None]
+    cols = (p.x[:, None] + torch.arange(pw, device=out.device))[:, None, :]
+    items = torch.arange(n, device=out.device)[:, None, None]
+    out.permute(0, 2, 3, 1)[items, rows, cols] = p.values.permute(0, 2, 3, 1)
+    return out
