@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { COLORMAPS, colorAt, colorize, lut } from "../src/lib/colormap.js";
+import { COLORMAPS, colorAt, colorize, colorizeRange, lut } from "../src/lib/colormap.js";
+import { rescale } from "../src/lib/normalize.js";
 
 // Reference values: matplotlib's colormaps at 0, 0.5 and 1 (its 256-entry tables, entries 0, 128, 255).
 const REFERENCE = {
@@ -62,4 +63,12 @@ test("lookup table and colorize agree with colorAt; NaN is transparent", () => {
 
 test("an unknown colormap name is an error naming the known ones", () => {
   assert.throws(() => colorAt("jet", 0.5), /known: .*viridis/);
+});
+
+test("colorizeRange equals colorize after rescaling", () => {
+  const values = Float32Array.from({ length: 2001 }, (_, i) => (i - 1000) / 137);
+  values[7] = NaN;
+  for (const name of COLORMAPS) {
+    assert.deepEqual(colorizeRange(values, -3, 5.5, name), colorize(rescale(values, -3, 5.5), name));
+  }
 });

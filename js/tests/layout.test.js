@@ -23,16 +23,23 @@ test("grid layout fits every cell and stays within the width", () => {
   }
 });
 
-test("throttle sends the first value at once, at most one per interval, and always the last", async () => {
+test("throttle sends the first value at once, at most one per interval, and always the last", (t) => {
+  // A manual clock and mocked timers: the assertions must not depend on how busy the machine is.
+  t.mock.timers.enable({ apis: ["setTimeout"] });
+  let clock = 1000;
+  const advance = (ms) => { clock += ms; t.mock.timers.tick(ms); };
   const sent = [];
-  const th = throttle((v) => sent.push(v), 40);
-  for (let i = 0; i < 10; i++) th.push(i);
-  assert.deepEqual(sent, [0]);
-  await new Promise((r) => setTimeout(r, 80));
+  const th = throttle((v) => sent.push(v), 40, () => clock);
+  for (let i = 0; i < 10; i++) { th.push(i); advance(1); }
+  assert.deepEqual(sent, [0]);        // 1..9 arrived within 40 ms of the first send
+  advance(30);                        // the timer fires 40 ms after the first send, with the newest value
   assert.deepEqual(sent, [0, 9]);
-  th.push(10); // the interval has passed: sent at once
+  advance(100);
+  th.push(10);                        // the interval has passed: sent at once
   th.push(11);
   th.push(12);
-  th.flush(); // the drag ended: the last value goes out now
+  th.flush();                         // the drag ended: the last value goes out now
   assert.deepEqual(sent, [0, 9, 10, 12]);
+  advance(100);
+  assert.deepEqual(sent, [0, 9, 10, 12], "nothing left over after a flush");
 });

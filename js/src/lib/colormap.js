@@ -61,3 +61,34 @@ export function colorize(values, name, out = new Uint8ClampedArray(values.length
   }
   return out;
 }
+
+const PACKED = new Map();
+
+// The table as one 32-bit RGBA word per entry (little-endian byte order, as every browser runs), so that
+// colouring a pixel is a single store.
+function packed(name, alpha) {
+  const key = `${name}|${alpha}`;
+  let words = PACKED.get(key);
+  if (!words) {
+    const table = lut(name);
+    words = new Uint32Array(LUT_STEPS + 1);
+    for (let i = 0; i <= LUT_STEPS; i++) {
+      words[i] = (table[3 * i] | (table[3 * i + 1] << 8) | (table[3 * i + 2] << 16) | (alpha << 24)) >>> 0;
+    }
+    PACKED.set(key, words);
+  }
+  return words;
+}
+
+/** colorize((values - lo) / (hi - lo)) in one pass, without an intermediate array (a layer has ~1e6 values). */
+export function colorizeRange(values, lo, hi, name, out = new Uint8ClampedArray(values.length * 4), alpha = 255) {
+  const words = packed(name, alpha);
+  const px = new Uint32Array(out.buffer, out.byteOffset, values.length);
+  const k = LUT_STEPS / (hi - lo);
+  for (let i = 0; i < values.length; i++) {
+    const t = (values[i] - lo) * k;
+    // NaN fails both comparisons and lands in the transparent branch
+    px[i] = t >= 0 ? (t < LUT_STEPS ? words[(t + 0.5) | 0] : words[LUT_STEPS]) : t < 0 ? words[0] : 0;
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 // Drawing on <canvas>: pictures are built at their natural resolution into RGBA buffers, then blown up
 // with nearest-neighbour scaling (imageSmoothingEnabled = false) so every unit stays a crisp square.
-import { colorize } from "./colormap.js";
-import { rescale, valueRange } from "./normalize.js";
+import { colorizeRange } from "./colormap.js";
+import { valueRange } from "./normalize.js";
 
 /** (C, H, W) image with C = 1 or 3 -> RGBA. uint8 data is taken as 0..255, floats as 0..1. */
 export function imageRGBA(t) {
@@ -19,7 +19,7 @@ export function imageRGBA(t) {
 /** A single map -> RGBA through a normalization and a colormap; `range` overrides the map's own range. */
 export function mapRGBA(values, { cmap = "viridis", norm = "minmax", percentile = 99, range = null, alpha = 255 } = {}) {
   const [lo, hi] = range || valueRange(values, norm, percentile);
-  return colorize(rescale(values, lo, hi), cmap, undefined, alpha);
+  return colorizeRange(values, lo, hi, cmap, undefined, alpha);
 }
 
 function scratch(w, h, rgba) {
