@@ -25,5 +25,6 @@ from .engine import synthesis
 from . import demo
 from .widgets import Activations, Attribution, Filters
 from .widgets import Adversarial, FeatureVis, Inversion
+from .widgets import Occlusion
 
 __version__ = "0.1.0"

@@ -6,3 +6,4 @@ from .attribution import Attribution
 from .featurevis import FeatureVis
 from .inversion import Inversion
 from .adversarial import Adversarial
+from .occlusion import Occlusion
