@@ -112,8 +112,8 @@ def _place(r: Region, n_y: int, n_x: int, tau: float | None) -> tuple[Region, Pl
         x0, x1 = _cap(x0, x1, max(1, math.ceil(tau * n_x)))
     h = max(1, int((y1 - y0).max()))
     w = max(1, int((x1 - x0).max()))
-    place = Placement(torch.minimum(y0.clamp_min(0), torch.tensor(n_y - h)),
-                      torch.minimum(x0.clamp_min(0), torch.tensor(n_x - w)), h, w, h * w / (n_y * n_x))
+    # shift a block that would hang over the far border back inside the map (it still covers the change)
+    place = Placement(y0.clamp(0, n_y - h), x0.clamp(0, n_x - w), h, w, h * w / (n_y * n_x))
     return Region(y0, y1, x0, x1), place
 
 
