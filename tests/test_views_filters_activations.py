@@ -99,12 +99,10 @@ def test_filters_plain_module_gets_defaults_and_a_hint(model):
         fw.Filters("resnet")
 
 
-def test_filters_plain_module_with_a_fixed_input_size():
+def test_filters_plain_module_with_a_fixed_input_size_needs_no_forward_pass():
     lenet = nn.Sequential(nn.Conv2d(1, 4, 5), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 24 * 24, 10))
-    with pytest.raises(fw.FeatwidgetError, match=r"input_size=\(1, 28, 28\)"):
-        fw.Filters(lenet)
-    v = fw.Filters(lenet, input_size=(1, 28, 28)).wait()
-    assert v.status == "idle" and v.layers == ["0"] and v.mode == "mean" and "(1, 28, 28)" in v.hint
+    v = fw.Filters(lenet).wait()
+    assert v.status == "idle" and v.layers == ["0"] and v.mode == "mean" and "mean/std" in v.hint
     np.testing.assert_array_equal(from_payload(v.result["weights"]), lenet[0].weight.detach().numpy())
 
 

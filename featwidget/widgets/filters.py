@@ -11,16 +11,16 @@ import numpy as np
 import traitlets as t
 from torch import nn
 
-from ..engine import FeatwidgetError, Network, filters, wrap
-from ..engine.parameters import _plain
+from ..engine import FeatwidgetError, Network, filters
+from ..engine.parameters import conv_layers
 from . import render
 from ._base import View, from_payload, static_file, tensor_payload
 
 MODES = ("rgb", "mean", "channel")
 PLAIN_HINT = (
-    "Pass mean/std to fw.wrap: this plain nn.Module was wrapped with defaults (mean 0, std 1{size}). Filters do "
-    "not depend on them, but views that run the model do: fw.wrap(model, input_size=(C, H, W), mean=[...], "
-    "std=[...], classes=[...]) (or preset='imagenet')."
+    "Pass mean/std to fw.wrap: this is a plain nn.Module. Filters do not depend on normalization, but views "
+    "that run the model do: fw.wrap(model, input_size=(C, H, W), mean=[...], std=[...], classes=[...]) "
+    "(or preset='imagenet')."
 )
 
 
@@ -39,18 +39,19 @@ class Filters(View):
     percentile = t.Float(99.0).tag(sync=True)
     per_filter = t.Bool(False).tag(sync=True)             # scale each filter on its own, else the whole layer
 
-    def __init__(self, net, layer: str | None = None, mode: str | None = None, in_channel: int = 0,
-                 input_size=None, **kwargs):
-        network, hint = _network(net, input_size)
-        convs = network.conv_layers
-        if not convs:
+    def __init__(self, net, layer: str | None = None, mode: str | None = None, in_channel: int = 0, **kwargs):
+        # Filters are weights: no forward pass, so a plain module needs no input size here.
+        modules = conv_layers(net)
+        if not modules:
             raise FeatwidgetError("This network has no Conv2d layer, so there are no filters to show.")
+        convs = list(modules)
+        hint = "" if isinstance(net, Network) else PLAIN_HINT
         name = convs[0] if layer is None else layer
         if mode is None:
-            first = network.submodule(name) if name in convs else None
+            first = modules.get(name)
             mode = "rgb" if first is not None and first.weight.shape[1] == 3 else "mean"
         super().__init__(layer=name, layers=convs, mode=mode, in_channel=in_channel, hint=hint, **kwargs)
-        self.net = network
+        self.net = net
         self.request()
 
     def compute(self, progress) -> dict:
@@ -95,18 +96,3 @@ class Filters(View):
         cells = cells.repeat(k, axis=1).repeat(k, axis=2)
         return render.grid(cells)
 
-
-def _network(model, input_size):
-    """A Network for the layer list; a plain module needs no image here, only a size its layers accept."""
-    if isinstance(model, Network):
-        return model, ""
-    if not isinstance(model, nn.Module):
-        raise FeatwidgetError(f"fw.Filters expects an fw.Network or a torch.nn.Module, got {type(model).__name__}.")
-    if input_size is not None:
-        return wrap(model, input_size=input_size), PLAIN_HINT.format(size=f", input size {tuple(input_size)}")
-    try:
-        return _plain(model), PLAIN_HINT.format(size=", traced at 224x224")
-    except FeatwidgetError as e:
-        raise FeatwidgetError(
-            f"fw.Filters traced this model at 224x224 to list its layers and it failed ({e}). Pass its input "
-            "size, e.g. fw.Filters(model, input_size=(1, 28, 28)), or a wrapped fw.wrap(model, ...).") from e
