@@ -36,7 +36,7 @@ class Spec:
 
 SPECS = {
     "shapes": Spec("shapes", models.ShapesResNet, (3, 64, 64), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
-                   steps=1500, batch=64, n_train=6400, lr=3e-3, passes=2, augment=("dihedral", "channels")),
+                   steps=2400, batch=64, n_train=6400, lr=6e-3, passes=2, augment=("dihedral", "channels")),
     "shapes-confounded": Spec("shapes-confounded", models.ShapesResNet, (3, 64, 64), (0.5, 0.5, 0.5),
                               (0.25, 0.25, 0.25), steps=500, batch=64, n_train=6400, lr=3e-3, passes=2,
                               augment=("channels",)),
