@@ -222,6 +222,7 @@ def test_cancel_raises_and_leaves_the_model_unchanged(small):
     (lambda n: fw.deepdream(n, torch.rand(1, 3, 32, 32), "conv2", lr=-1), "lr must be more than zero"),
     (lambda n: fw.invert(n, torch.rand(1, 3, 32, 32), "conv2", tv=-1), "tv must be zero or more"),
     (lambda n: fw.invert(n, torch.rand(1, 3, 32, 32) * 3, "conv2"), "expects images in \\[0, 1\\]"),
+    (lambda n: fw.invert(n, torch.rand(1, 3, 32, 32), "conv2", transforms={"pad": 2}), "'pad' cannot be used"),
     (lambda n: fw.adversarial(n, torch.rand(1, 3, 32, 32), epsilon=0), "epsilon must be more than zero"),
     (lambda n: fw.adversarial(n, torch.rand(1, 3, 32, 32), norm="l1"), "norm must be 'linf' or 'l2'"),
     (lambda n: fw.adversarial(n, torch.rand(1, 3, 32, 32), target_class=12), "target_class must be between 0 and 9"),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import FeatwidgetError
 from ..network import as_network
 from ..validate import positive
 from .maximize import count, init_image, optimize, rng_for
@@ -44,9 +45,13 @@ def invert(net, x, layer: str, steps: int = 200, alpha: float = 1e-4, tv: float 
     steps = count("steps", steps)
     positive("alpha", alpha, allow_zero=True)
     positive("tv", tv, allow_zero=True)
+    moves = knobs(transforms, T.TRANSFORMS, "transform", min(x.shape[-2:]))
+    if "pad" in moves and moves["pad"].value:
+        raise FeatwidgetError("invert compares codes of images of the same size, so 'pad' cannot be used; "
+                              "use jitter, scale or rotate only, e.g. transforms={'jitter': 2}.")
     settings = Settings(lr=lr, param=param, decorrelate=decorrelate,
                         regularizers={"alpha": AlphaNorm(alpha, alpha_exponent), "tv": TV(tv, beta)},
-                        transforms=knobs(transforms, T.TRANSFORMS, "transform", min(x.shape[-2:])))
+                        transforms=moves)
     with torch.no_grad():
         reference = net.activations(x, [layer])[layer]
     target = Reconstruction(layer, reference)

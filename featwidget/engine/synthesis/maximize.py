@@ -5,10 +5,13 @@ layer's energy, a logit, a probability, a log-probability, or any weighted sum o
 regularizers and random transforms. One step is: decode the parameterization, transform the batch (one
 ``grid_sample``), forward *up to the deepest layer the objective reads*, backward to the parameterization
 only (the model's parameters are frozen for the call), an Adam update, then the optional between-step
-operations (blur, clip, Langevin noise). Settings are re-read at every step (see ``Settings``).
+operations (blur, clip, Langevin noise). Settings are re-read at every step (see ``Settings``). A step that
+follows one where some image got an exactly zero gradient (a unit behind a switched-off ReLU) runs with
+redirected ReLU gradients (``redirect.py``), so a dead start gets moving.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +25,7 @@ from ..safety import preserved
 from ..targets import as_target
 from . import param as P
 from . import transforms as T
+from .redirect import RedirectedRelu
 from .regularizers import OPERATIONS, Penalty, REGULARIZERS
 from .settings import Settings, knobs
 
@@ -168,6 +172,7 @@ def optimize(net: Network, target, plan: list, batch: int, settings: Settings, r
     total = sum(n for _, n in plan)
     values, losses = [], []
     done = 0
+    stuck = False  # did some image get an exactly zero gradient in the last step (a dead ReLU start)?
     image = start
     with preserved(net.module):
         for octave, (size, n) in enumerate(plan):
@@ -183,7 +188,7 @@ def optimize(net: Network, target, plan: list, batch: int, settings: Settings, r
                     p = P.make(settings.param, batch, channels, size, settings.decorrelate, device, rng, current,
                                generator)
                     opt = adam(p.tensors, settings.step_size)
-                value, loss = _step(net, target, p, opt, settings, rng, done)
+                value, loss, stuck = _step(net, target, p, opt, settings, rng, done, stuck)
                 values.append(value)
                 losses.append(loss)
                 done += 1
@@ -207,7 +212,7 @@ def adam(tensors, lr):
         return torch.optim.Adam(tensors, lr=lr)
 
 
-def _step(net, target, p, opt, settings, rng, index):
+def _step(net, target, p, opt, settings, rng, index, stuck):
     for g in opt.param_groups:
         g["lr"] = settings.step_size
     regs = dict(settings.regularizers)  # a slider thread may add entries mid-step
@@ -220,7 +225,8 @@ def _step(net, target, p, opt, settings, rng, index):
     need_img_grad = any(getattr(r, "needs_gradient", False) for r in ops)
     x = T.apply(img, dict(settings.transforms), rng)
     try:
-        value = net.evaluate(x, target)
+        with RedirectedRelu() if stuck else contextlib.nullcontext():
+            value = net.evaluate(x, target)
     except RuntimeError as e:
         raise FeatwidgetError(
             f"The model failed on a {x.shape[-2]}x{x.shape[-1]} input ({e}). If it needs exactly its wrapped "
@@ -235,6 +241,8 @@ def _step(net, target, p, opt, settings, rng, index):
     grads = torch.autograd.grad(loss, wrt)
     for t, g in zip(p.tensors, grads):
         t.grad = g
+    # a zero objective (a switched-off unit) or a zero gradient: the next step redirects ReLU gradients
+    stuck = bool((value.detach() == 0).any() or (grads[0].flatten(1).abs().amax(1) == 0).any())
     opt.step()
     with torch.no_grad():
         if settings.noise > 0:
@@ -245,4 +253,4 @@ def _step(net, target, p, opt, settings, rng, index):
             for r in ops:
                 out = r.apply(out, grads[-1] if need_img_grad else None)
             p.set_image(out)
-    return value.detach(), loss.detach()
+    return value.detach(), loss.detach(), stuck
