@@ -255,6 +255,7 @@ def test_training_script_rejects_bad_arguments(capsys):
     (lambda: fw.demo.dataset("shapes", 0), r"n must be a positive whole number of images, got 0; e\.g\. n=1000"),
     (lambda: fw.demo.dataset("digits", -5), r"got -5"),
     (lambda: fw.demo.dataset("digits", 2.5), r"got 2\.5"),
+    (lambda: fw.demo.dataset("digits", 10, seed=-1), r"seed must be a non-negative whole number, got -1"),
     (lambda: fw.demo.dataset("digits", 10, split="val"), r"Unknown split 'val'\. Use split='train' or split='test'"),
     (lambda: fw.demo.dataset("shapes-confounded", 10, confound="yes"),
      r"Unknown confound 'yes'\. Use confound='class' .* 'random' .* 'none'"),

@@ -64,6 +64,8 @@ def dataset(name: str, n: int, seed: int = 0, split: str = "test", confound: str
     check_name(name)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise FeatwidgetError(f"n must be a positive whole number of images, got {n!r}; e.g. n=1000.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise FeatwidgetError(f"seed must be a non-negative whole number, got {seed!r}; e.g. seed=0.")
     if split not in SPLITS:
         raise FeatwidgetError(f"Unknown split {split!r}. Use split='train' or split='test'.")
     if name == "shapes-confounded":
