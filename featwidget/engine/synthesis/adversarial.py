@@ -53,12 +53,12 @@ def adversarial(net, x, target_class=None, steps: int = 15, epsilon: float = 8 /
 def fooling(net, target_class, steps: int = 50, epsilon: float = 1.0, lr: float | None = None, batch=None,
             norm: str = "linf", progress=None, seed=None) -> Adversarial:
     """Images that start from uniform noise and end classified as ``target_class`` (one per image)."""
+    if target_class is None:
+        raise FeatwidgetError("fooling needs target_class: the class the noise should turn into.")
     net = network_for(net)
     rng = rng_for(seed)
     n = batch or (len(target_class) if hasattr(target_class, "__len__") else 1)
     noise = torch.rand(n, *net.input_size, generator=rng).to(net.device)
-    if target_class is None:
-        raise FeatwidgetError("fooling needs target_class: the class the noise should turn into.")
     return _pgd(net, noise, target_class, steps, epsilon, norm, lr if lr is not None else 0.02, progress)
 
 

@@ -7,7 +7,7 @@ not a hundred steps later.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from ..errors import FeatwidgetError
 
@@ -45,6 +45,3 @@ class Knob:
     @property
     def active(self) -> bool:
         return self.value > 0
-
-    def describe(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
