@@ -179,6 +179,7 @@ def loop_fns(net, x, samples):
         "smoothgrad_ours_one_batch": lambda: fw.smoothgrad(net, x, TARGET, sigma=SIGMA, samples=samples,
                                                            batch_size=samples, seed=0),
         "ig_ours": lambda: fw.integrated_gradients(net, x, TARGET, steps=samples),
+        "ig_ours_uniform": lambda: fw.integrated_gradients(net, x, TARGET, steps=samples, adaptive=False),
         "ig_ours_one_batch": lambda: fw.integrated_gradients(net, x, TARGET, steps=samples, batch_size=samples),
     }
     try:
@@ -232,22 +233,40 @@ def first_picture(net, x, repeats):
     return row
 
 
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def peak_child(model, variant, samples):
-    """Run in a subprocess: peak RSS (MiB) of one loop variant above a warm forward+backward."""
+    """Run in a subprocess: peak RSS (MiB) of one loop variant above the RSS before it (after a warm
+    forward+backward), sampled every millisecond by a thread."""
+    import threading
+
     torch.set_num_threads(THREADS)
     net, x, _ = build(model)
     floor_fn(net, x)()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    loop_fns(net, x, samples)[variant]()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_above_floor_mib": (peak - base) / 1024}))
+    fn = loop_fns(net, x, samples)[variant]
+    base, peak, stop = _rss(), [0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.001)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    fn()
+    stop.set()
+    th.join()
+    print(json.dumps({"peak_above_floor_mib": (max(peak[0], _rss()) - base) / 2**20}))
 
 
 def peaks(model, samples):
     out = {}
     for variant in ("smoothgrad_ours", "smoothgrad_ours_one_batch", "smoothgrad_captum_batch_10",
-                    "smoothgrad_captum_batch_all", "ig_ours", "ig_ours_one_batch", "ig_captum_batch_10",
-                    "ig_captum_batch_all"):
+                    "smoothgrad_captum_batch_all", "ig_ours", "ig_ours_uniform", "ig_ours_one_batch",
+                    "ig_captum_batch_10", "ig_captum_batch_all"):
         r = subprocess.run([sys.executable, __file__, "--peak", model, variant, str(samples)],
                            capture_output=True, text=True)
         try:
@@ -260,7 +279,9 @@ def peaks(model, samples):
 
 def main():
     torch.set_num_threads(THREADS)
-    plan = [("demo", 5, 50, 3), ("resnet18", 5, 50, 3), ("vgg16", 3, 16, 2)]
+    # (model, repeats of single-pass methods, SmoothGrad samples = IG steps, repeats of the loops); kept
+    # small so that the whole run fits in about half an hour on the shared machine
+    plan = [("demo", 5, 50, 3), ("resnet18", 3, 20, 2), ("vgg16", 3, 10, 1)]
     only = os.environ.get("FW_BENCH_MODELS")
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs, torch threads={THREADS}",
@@ -290,7 +311,7 @@ def main():
         row["first_smoothgrad_picture"] = first_picture(net, x, rep_single)
         row["loops"] = loops(net, x, samples, rep_loop)
         if name == "resnet18":
-            row["peak_memory_mib"] = peaks(name, samples)
+            row["peak_memory_mib"] = peaks(name, 50)
         results["models"][name] = row
         out.write_text(json.dumps(results, indent=2))
     print("wrote benchmarks/results/backward.json")

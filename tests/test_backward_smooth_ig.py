@@ -93,25 +93,34 @@ def test_integrated_gradients_completeness_and_per_sample_targets():
             m.train()
         err = (ig.flatten(1).sum(1) - f).abs() / f.abs().clamp(min=1e-3)
         assert (err < 0.01).all(), (baseline, err)
-    one_by_one = torch.cat([fw.integrated_gradients(m, x[i:i + 1], target[i], steps=8) for i in range(3)])
-    assert torch.allclose(fw.integrated_gradients(m, x, target, steps=8, batch_size=5), one_by_one, atol=1e-6)
+    for adaptive in (True, False):
+        one_by_one = torch.cat([fw.integrated_gradients(m, x[i:i + 1], target[i], steps=12, adaptive=adaptive)
+                                for i in range(3)])
+        batch = fw.integrated_gradients(m, x, target, steps=12, batch_size=5, adaptive=adaptive)
+        assert torch.allclose(batch, one_by_one, atol=1e-6)
 
 
 def test_integrated_gradients_of_a_linear_model_is_weight_times_difference():
     torch.manual_seed(0)
     m = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
     x = torch.rand(2, 3, 2, 2)
-    ig = fw.integrated_gradients(m, x, 2, baseline=0.25, steps=3)
-    assert torch.allclose(ig, m[1].weight[2].detach().reshape(3, 2, 2) * (x - 0.25), atol=1e-6)
+    for steps in (3, 9):  # midpoint rule below 4 steps, the adaptive rule from 4 on: both exact here
+        ig = fw.integrated_gradients(m, x, 2, baseline=0.25, steps=steps)
+        assert torch.allclose(ig, m[1].weight[2].detach().reshape(3, 2, 2) * (x - 0.25), atol=1e-6)
 
 
 def test_integrated_gradients_progress_and_cancel():
     m = small_net()
     x = torch.rand(2, 3, 16, 16)
     seen = []
-    ig = fw.integrated_gradients(m, x, 0, steps=5, batch_size=4, progress=lambda f, p: seen.append((f, p)))
+    ig = fw.integrated_gradients(m, x, 0, steps=5, batch_size=4, adaptive=False,
+                                  progress=lambda f, p: seen.append((f, p)))
     assert seen[-1][0] == 1.0 and torch.allclose(seen[-1][1], ig)
     assert [f for f, _ in seen] == [0.2, 0.6, 1.0]  # 10 items: a first chunk of one per image, then 4 and 4
+    seen.clear()
+    ig = fw.integrated_gradients(m, x, 0, steps=16, batch_size=4, progress=lambda f, p: seen.append((f, p)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and torch.allclose(seen[-1][1], ig, atol=1e-6)
     snap = snapshot(m)
     with pytest.raises(fw.Cancelled):
         fw.integrated_gradients(m, x, 0, steps=5, progress=lambda f, p: False)

@@ -19,16 +19,17 @@ def prepare(model, x, target) -> tuple[Network, torch.Tensor, Target]:
     return net, net.check(x), as_target(target)
 
 
-def input_gradient(net: Network, x: torch.Tensor, target: Target, rule: str = "backprop") -> torch.Tensor:
-    """d target / d x (pixel space) under ``rule``; the caller runs it inside ``preserved``.
-
-    ``net.evaluate`` stops the forward pass at the deepest layer a hidden-layer target reads."""
+def input_gradient(net: Network, x: torch.Tensor, target: Target, rule: str = "backprop",
+                   with_value: bool = False):
+    """d target / d x (pixel space) under ``rule`` (and the target's values if ``with_value``); the caller
+    runs it inside ``preserved``. ``net.evaluate`` stops the forward pass at the deepest layer a hidden-layer
+    target reads."""
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad():
         with swapped(rule):
             value = net.evaluate(xg, target)
         (g,) = torch.autograd.grad(value.sum(), xg)
-    return g
+    return (g, value.detach()) if with_value else g
 
 
 def contains_predicted(target: Target) -> bool:
