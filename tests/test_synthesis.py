@@ -269,3 +269,19 @@ def test_every_function_keeps_the_safety_contract(model_zoo, name):
     fw.adversarial(module, x, steps=1, norm="l2", epsilon=0.5)
     assert_unchanged(module, snap)
     assert module.training
+
+
+def test_the_forward_pass_stops_at_the_objective_layer_with_frozen_parameters(small):
+    m, net = small
+    fc_calls, frozen = [], []
+    h1 = m.fc.register_forward_hook(lambda *a: fc_calls.append(1))
+    h2 = m.conv1.register_forward_pre_hook(lambda mod, inp: frozen.append(not mod.weight.requires_grad))
+    try:
+        fw.maximize(net, fw.Channel("conv2", 1), steps=3)
+        assert fc_calls == [] and frozen == [True] * 3  # a conv2 objective never runs the head
+        fw.maximize(net, fw.Logit(1), steps=3)
+        assert len(fc_calls) == 3
+    finally:
+        h1.remove()
+        h2.remove()
+    assert all(p.requires_grad for p in m.parameters())
