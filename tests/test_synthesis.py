@@ -285,3 +285,14 @@ def test_the_forward_pass_stops_at_the_objective_layer_with_frozen_parameters(sm
         h1.remove()
         h2.remove()
     assert all(p.requires_grad for p in m.parameters())
+
+
+@pytest.mark.parametrize("param", ["pixel", "fourier"])
+def test_init_from_an_image_or_the_mean_colour(small, param):
+    m, net = small
+    img = torch.rand(3, 32, 32) * 0.8 + 0.1
+    r = fw.maximize(net, fw.Channel("conv2", 1), steps=1, lr=1e-6, init=img, param=param, transforms=None)
+    assert (r.images[0] - img).abs().max() < 0.03  # the start, up to the small random perturbation
+    r = fw.maximize(net, fw.Channel("conv2", 1), steps=1, lr=1e-6, init="mean", batch=2, param=param,
+                    transforms=None)
+    assert (r.images - 0.5).abs().max() < 0.03  # fw.wrap(mean=0.5): the dataset mean colour
