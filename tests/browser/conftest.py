@@ -62,11 +62,7 @@ def notebook_factory(browser, jupyter_server):
 
 
 def _close(nb):
-    try:
-        nb.execute("import gc; gc.collect()", timeout=10)
-    except Exception:
-        pass
-    nb.page.context.close()
+    nb.close()
 
 
 @pytest.fixture(scope="module")

@@ -355,6 +355,18 @@ class Notebook:
                 raise AssertionError(f"kernel: {expression} is {got!r}, expected {expected!r} after {timeout} s")
             time.sleep(0.2)
 
+    def close(self) -> None:
+        """Shut the notebook's kernel down (its views may still be computing: free the CPU for the next
+        test) and close the page."""
+        try:
+            self.page.evaluate("""async () => {
+              const w = window.jupyterapp.shell.currentWidget;
+              if (w && w.sessionContext && w.sessionContext.session) await w.sessionContext.session.shutdown();
+            }""")
+        except Exception:
+            pass  # a page that already broke must still be closed
+        self.page.context.close()
+
     def locator(self, selector: str):
         return self.page.locator(selector)
 

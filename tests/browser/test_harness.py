@@ -57,7 +57,12 @@ def test_widget_extensions_enabled(jupyter_server, path):
 
 
 def test_harness_drives_a_widget_both_ways(notebook_factory):
-    nb = notebook_factory([TINY_WIDGET], "harness_selftest")
+    # A failing cell must fail the run with its traceback (the cells before it have run).
+    nb = notebook_factory([TINY_WIDGET, "raise ValueError('deliberate failure')", "never = 1"],
+                          "harness_selftest", run=False)
+    with pytest.raises(AssertionError, match="ValueError: deliberate failure"):
+        nb.run_all()
+    assert nb.execute("print('never' in globals())").strip() == "False"
     root = nb.locator(".tiny-view")
     canvas = nb.locator(".tiny-view canvas")
     assert wait_view(root, "idle", 3) == {"status": "idle", "seq": 3}
@@ -75,12 +80,6 @@ def test_harness_drives_a_widget_both_ways(notebook_factory):
 
     # Python in the kernel reaches the page.
     nb.execute("tiny.value = 5")
-    assert wait_view(root, "idle", 5)["seq"] == 5
     nb.page.wait_for_function("() => document.querySelector('.tiny-view').dataset.seq === '5'")
-    assert view_state(root)["seq"] == 5
+    assert view_state(root) == {"status": "idle", "seq": 5}
     assert (canvas_pixels(canvas)[..., :3] == [100, 0, 255]).all()
-
-
-def test_cell_errors_fail_loudly(notebook_factory):
-    with pytest.raises(AssertionError, match="ZeroDivisionError"):
-        notebook_factory(["x = 1", "1 / 0"], "harness_error")
