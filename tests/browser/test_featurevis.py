@@ -41,8 +41,11 @@ def test_start_runs_and_a_live_slider_applies_without_restart(nb):
     px = canvas_pixels(main)
     assert px.shape[1] > px.shape[0] > 1 and px[..., :3].std() > 0  # two facets side by side, not blank
     h1 = canvas_hash(main)
-    second = _wait_step_above(nb, root, first + 8)
-    assert canvas_hash(main) != h1  # the picture changes while it runs
+    # frames keep landing: read the step after the hash, so the frame waited for is surely a later one
+    second = _wait_step_above(nb, root, _step(root) + 8)
+    assert canvas_hash(main) != h1, (  # the picture changes while it runs
+        first, second, nb.execute("from featwidget.widgets._base import from_payload as f\n"
+                                  "print(f(view.result['objective'])[:40], view.settings)"))
 
     # Move the total-variation slider mid-run: the running optimization's Settings get the value...
     tv = root.locator("input[type=range][data-trait=tv]")
