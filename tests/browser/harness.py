@@ -188,10 +188,12 @@ _JS_KERNEL_IDLE = """() => {
 
 # Run all cells of the current notebook; activating it first makes it the notebook tracker's current
 # widget, which the command acts on.
-_JS_RUN_ALL = """async () => {
+_JS_RUN_ALL = """() => {
   const app = window.jupyterapp, w = app.shell.currentWidget;
   app.shell.activateById(w.id);
-  await app.commands.execute('notebook:run-all-cells');
+  // Not awaited: the command resolves only when every cell has run; run_all waits on the cells instead.
+  app.commands.execute('notebook:run-all-cells').catch((e) => console.error('run-all-cells failed', e));
+  return true;
 }"""
 
 # Whether any code cell has started (or finished) running since the run was requested.
