@@ -98,7 +98,7 @@ def _adaptive(net, base, diff, t, steps, size, progress):
             break
         # rounds grow with the points placed so far and do not depend on the batch: an image gets the same
         # points whether it is explained alone or in a batch
-        per_round = max(1, min(left, len(alphas[0]) // 4))
+        per_round = min(left, max(4, len(alphas[0]) // 4))  # at least 4: batch-of-one passes are slow
         todo = []
         for i in range(b):
             todo += [(i, a) for a in _worst_midpoints(alphas[i], values[i], dots[i], float(f0[i]), float(f1[i]),
