@@ -174,3 +174,18 @@ def test_imagenet_preset_with_weights_enum_names_classes_without_downloading():
     with torch.no_grad():
         manual = net.module.eval()((x - net.mean) / net.std)
     assert torch.allclose(net(x), manual, atol=1e-5)
+
+
+def test_receptive_fields_of_the_residual_demo_by_hand():
+    # conv1 3x3/2 -> 3 px; each block: 3x3 (stride 2, 2, 1) then 3x3/1: 7, 15 | 23, 39 | 55, 71. The shortcut
+    # 1x1 convs see their block's input. Computed twice, around other allocations, which once confused the
+    # storage-address bookkeeping (freed storage reused by a later tensor).
+    for batch in (0, 8):
+        net = fw.wrap(fw.demo.load("shapes").network.module, input_size=(3, 64, 64))
+        if batch:
+            net.predict(torch.rand(batch, 3, 64, 64))
+        expect = {"conv1": (3, 2), "layer1.conv1": (7, 4), "layer1": (15, 4), "layer2.downsample.0": (15, 8),
+                  "layer2.conv1": (23, 8), "layer2": (39, 8), "layer3.conv1": (55, 8), "layer3": (71, 8),
+                  "layer3.downsample.0": (39, 8)}
+        got = {n: (net.receptive_field(n).size[0], net.receptive_field(n).stride[0]) for n in expect}
+        assert got == expect

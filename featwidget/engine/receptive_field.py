@@ -6,6 +6,8 @@ applied to convolutions and poolings met in one traced forward pass; every other
 pointwise (ReLU, BatchNorm) and global pooling / linear layers see the whole image. Tensors are followed by
 their storage, so in-place ReLUs and residual ``+=`` keep the main path's field; a tensor made by a functional
 op between modules takes the field of the most recent module output (true for sequential and residual CNNs).
+Every traced output is kept alive until the trace ends, so no freed storage is reused by a later tensor and
+mistaken for it.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ def all_receptive_fields(net) -> dict[str, ReceptiveField]:
     by_ptr: dict[int, ReceptiveField] = {}
     last = [ReceptiveField((1, 1), (1, 1), (0.0, 0.0))]
     fields: dict[str, ReceptiveField] = {}
+    alive: list[torch.Tensor] = []
     names = {m: n for n, m in net.module.named_modules() if n}
 
     def field_of(t):
@@ -70,6 +73,7 @@ def all_receptive_fields(net) -> dict[str, ReceptiveField]:
                                 rf.stride, rf.offset)
         else:
             rf = field_of(out)
+        alive.append(out)
         by_ptr[out.data_ptr()] = rf
         last[0] = rf
         fields[names[mod]] = rf

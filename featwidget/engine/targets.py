@@ -113,38 +113,39 @@ class Combination(Target):
 
 
 @dataclass(frozen=True, eq=False)
-class Logit(Target):
+class _ClassScore(Target):
+    """A score of class ``c`` read off the network output after ``scores`` (identity, softmax, ...)."""
+
+    c: Index
+    needs_output = True
+
+    @staticmethod
+    def scores(output: torch.Tensor) -> torch.Tensor:
+        return output
+
+    def evaluate(self, output, acts):
+        idx = _index(self.c, output.shape[0], output.device, "Class index")
+        return _pick(self.scores(output), idx, "Class index")
+
+
+class Logit(_ClassScore):
     """The raw score of class ``c`` (Simonyan et al. 2014 recommend it over the softmax for attribution)."""
 
-    c: Index
-    needs_output = True
 
-    def evaluate(self, output, acts):
-        return _pick(output, _index(self.c, output.shape[0], output.device, "Class index"), "Class index")
-
-
-@dataclass(frozen=True, eq=False)
-class Prob(Target):
+class Prob(_ClassScore):
     """Softmax probability of class ``c``."""
 
-    c: Index
-    needs_output = True
-
-    def evaluate(self, output, acts):
-        idx = _index(self.c, output.shape[0], output.device, "Class index")
-        return _pick(torch.softmax(output, dim=1), idx, "Class index")
+    @staticmethod
+    def scores(output):
+        return torch.softmax(output, dim=1)
 
 
-@dataclass(frozen=True, eq=False)
-class LogProb(Target):
+class LogProb(_ClassScore):
     """Log-softmax of class ``c``: raising it also pushes the other classes down (Nguyen et al. 2019)."""
 
-    c: Index
-    needs_output = True
-
-    def evaluate(self, output, acts):
-        idx = _index(self.c, output.shape[0], output.device, "Class index")
-        return _pick(torch.log_softmax(output, dim=1), idx, "Class index")
+    @staticmethod
+    def scores(output):
+        return torch.log_softmax(output, dim=1)
 
 
 @dataclass(frozen=True, eq=False)
