@@ -1,7 +1,6 @@
 """The front end's unit tests (decoding, colormaps, normalization, layout) run by node's built-in runner,
 so the single pytest command covers them too."""
 import pathlib
-import shutil
 import subprocess
 
 import pytest
@@ -9,7 +8,6 @@ import pytest
 JS = pathlib.Path(__file__).resolve().parent.parent / "js"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_node_unit_tests_pass():
     proc = subprocess.run(["node", "--test", "tests/"], cwd=JS, capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
@@ -17,7 +15,6 @@ def test_node_unit_tests_pass():
     assert "# fail 0" in out and "# pass 0" not in out, out[-2000:]
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 @pytest.mark.parametrize("cmap", ["gray", "viridis", "magma", "inferno", "diverging"])
 def test_browser_and_png_export_colour_maps_identically(cmap):
     import json
