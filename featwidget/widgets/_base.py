@@ -115,6 +115,22 @@ def adopt(model, image=None):
     return net, x, hint
 
 
+
+def split_target(target):
+    """A view's ``target=`` as ``(class index for the target select, or -1; a custom fw target or None)``."""
+    from ..engine import Target
+
+    if isinstance(target, Target):
+        return -1, target
+    return (-1 if target is None else int(target)), None
+
+
+def top_predictions(net: Network, x: torch.Tensor, k: int = 5) -> list[dict]:
+    """The top-k classes of a classifier for one image, as the front end's prediction list ([] otherwise)."""
+    if len(net.output_shape) != 1:
+        return []
+    return [{"index": i, "label": label, "prob": p} for i, label, p in net.predict(x, k=k)[0]]
+
 class View(anywidget.AnyWidget):
     _css = static_file("featwidget.css")
 

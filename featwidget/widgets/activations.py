@@ -18,7 +18,7 @@ import traitlets as t
 from ..engine import FeatwidgetError
 from ..engine.receptive_field import all_receptive_fields
 from . import render
-from ._base import View, adopt, from_payload, image_payload, static_file, tensor_payload
+from ._base import View, adopt, from_payload, image_payload, static_file, tensor_payload, top_predictions
 
 
 class Activations(View):
@@ -73,9 +73,8 @@ class Activations(View):
         acts = self.net.activations(self.x, self.layers if not self._warm else [name])
         self._warm = True
         progress(0.5)
-        if not self.predictions and len(self.net.output_shape) == 1:
-            self.predictions = [{"index": i, "label": label, "prob": p}
-                                for i, label, p in self.net.predict(self.x, k=5)[0]]
+        if not self.predictions:
+            self.predictions = top_predictions(self.net, self.x)
         maps = acts[name][0].detach().float()
         c = maps.shape[0]
         if self.channel >= c or self.channel < 0:

@@ -15,9 +15,10 @@ import torch
 import traitlets as t
 
 import featwidget.engine.backward as backward
-from ..engine import FeatwidgetError, Target
+from ..engine import FeatwidgetError
 from . import render
-from ._base import View, adopt, from_payload, image_payload, static_file, tensor_payload
+from ._base import (View, adopt, from_payload, image_payload, split_target, static_file, tensor_payload,
+                    top_predictions)
 
 METHODS = ["gradient", "saliency", "input_x_gradient", "deconvnet", "guided", "smoothgrad",
            "integrated_gradients", "cam", "grad_cam", "guided_grad_cam", "lrp"]
@@ -61,11 +62,7 @@ class Attribution(View):
     def __init__(self, net, image, method: str = "guided", target=None, **kwargs):
         network, x, hint = adopt(net, image)
         layers = [l.name for l in network.layers if len(l.out_shape) == 3]
-        custom, index = None, -1
-        if isinstance(target, Target):
-            custom = target
-        elif target is not None:
-            index = int(target)
+        index, custom = split_target(target)
         super().__init__(method=method, target=index, layers=layers, classes=list(network.classes),
                          target_label=repr(custom) if custom is not None else "", hint=hint, **kwargs)
         self.net, self.x, self._custom = network, x, custom
@@ -75,9 +72,7 @@ class Attribution(View):
             except FeatwidgetError:
                 self.layer = layers[-1] if layers else ""
         self.input_image = image_payload(x[0])
-        if len(network.output_shape) == 1:
-            self.predictions = [{"index": i, "label": label, "prob": p}
-                                for i, label, p in network.predict(x, k=5)[0]]
+        self.predictions = top_predictions(network, x)
         self.request()
 
     # ------------------------------------------------------------------ engine calls

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import traitlets as t
-from torch import nn
 
 from ..engine import FeatwidgetError, Network, filters
 from ..engine.parameters import conv_layers

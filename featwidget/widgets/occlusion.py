@@ -15,11 +15,12 @@ import numpy as np
 import torch
 import traitlets as t
 
-from ..engine import FeatwidgetError, Target
+from ..engine import FeatwidgetError
 from ..engine.occlusion import FILLS, occlusion_grid
 from ..engine.occlusion.fill import fill_image
 from . import render
-from ._base import View, adopt, from_payload, image_payload, static_file, tensor_payload
+from ._base import (View, adopt, from_payload, image_payload, split_target, static_file, tensor_payload,
+                    top_predictions)
 from .attribution import signed
 
 COARSE_SHARE = 0.2  # the coarse pass evaluates about a quarter of the windows
@@ -53,19 +54,13 @@ class Occlusion(View):
         side = min(x.shape[2:])
         size = int(size) if size is not None else max(2, min(16, side // 4))
         stride = int(stride) if stride is not None else max(1, size // 2)
-        custom, index = None, -1
-        if isinstance(target, Target):
-            custom = target
-        elif target is not None:
-            index = int(target)
+        index, custom = split_target(target)
         super().__init__(size=size, stride=stride, fill=fill, mode=mode, target=index, max_size=max(2, side // 2),
                          classes=list(network.classes), target_label=repr(custom) if custom is not None else "",
                          hint=hint, **kwargs)
         self.net, self.x, self._custom = network, x, custom
         self.input_image = image_payload(x[0])
-        if len(network.output_shape) == 1:
-            self.predictions = [{"index": i, "label": label, "prob": p}
-                                for i, label, p in network.predict(x, k=5)[0]]
+        self.predictions = top_predictions(network, x)
         self.request()
 
     def _target(self):

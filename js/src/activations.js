@@ -6,9 +6,8 @@ import { copyWithFrame, drawGrid, drawRGBA, fitScale, footprint, gridHit, imageR
   overlayRGBA } from "./lib/draw.js";
 import { NORMALIZATIONS } from "./lib/normalize.js";
 import { decode, isTensor, slice0 } from "./lib/tensor.js";
-import { canvas, mountView, textEl } from "./lib/view.js";
+import { canvas, mountView, num, textEl } from "./lib/view.js";
 
-const num = (v) => (Math.abs(v) >= 1000 || (Math.abs(v) < 0.001 && v !== 0) ? v.toExponential(2) : v.toPrecision(3));
 
 function build(ctx) {
   const { model, controls, body } = ctx;

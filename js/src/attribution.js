@@ -2,11 +2,11 @@
 // Maps arrive as signed floats; sign, colormap, normalization, percentile clip and opacity are applied here,
 // so changing them needs no Python. Only the knobs of the chosen method are shown.
 import { COLORMAPS } from "./lib/colormap.js";
-import { floatSlider, select, slider, toggle } from "./lib/controls.js";
+import { floatSlider, select, slider, targetSelect, toggle } from "./lib/controls.js";
 import { drawGrid, drawRGBA, fitScale, imageRGBA, mapRGBA, overlayRGBA } from "./lib/draw.js";
 import { applySign, NORMALIZATIONS, valueRange } from "./lib/normalize.js";
 import { decode, isTensor, slice0 } from "./lib/tensor.js";
-import { canvas, mountView, textEl } from "./lib/view.js";
+import { canvas, mountView, num, textEl } from "./lib/view.js";
 
 const SMOOTH = ["gradient", "saliency", "input_x_gradient", "deconvnet", "guided"];
 // which knobs belong to which method (the rest are hidden)
@@ -17,38 +17,6 @@ const KNOBS = {
   guided_grad_cam: ["layer"],
   lrp: ["lrp_rule", "epsilon"],
 };
-
-/** A select for the target: the predicted class, the top-5 predictions with probabilities, then every class. */
-function targetSelect(model, onSend) {
-  const sel = document.createElement("select");
-  sel.dataset.trait = "target";
-  function options() {
-    const opts = [];
-    const custom = model.get("target_label");
-    opts.push([-1, custom ? `custom: ${custom}` : "predicted class"]);
-    for (const p of model.get("predictions") || []) opts.push([p.index, `${(100 * p.prob).toFixed(1)}% ${p.label}`]);
-    (model.get("classes") || []).forEach((c, i) => opts.push([i, `${i}: ${c}`]));
-    sel.replaceChildren(...opts.map(([v, text]) => {
-      const o = document.createElement("option");
-      o.value = String(v);
-      o.textContent = text; // user text: never parsed as HTML
-      return o;
-    }));
-    sel.value = String(model.get("target"));
-  }
-  sel.addEventListener("change", () => {
-    model.set("target", +sel.value);
-    model.save_changes();
-    onSend("target");
-  });
-  const events = ["change:predictions", "change:classes", "change:target", "change:target_label"];
-  for (const e of events) model.on(e, options);
-  options();
-  const wrap = document.createElement("label");
-  wrap.className = "fw-control";
-  wrap.append(textEl("span", "fw-control-name", "target"), sel);
-  return { element: wrap, dispose() { for (const e of events) model.off(e, options); } };
-}
 
 function build(ctx) {
   const { model, controls, body } = ctx;
@@ -123,7 +91,6 @@ function inputImage(ctx) {
   return ctx.image;
 }
 
-const num = (v) => (Math.abs(v) >= 1000 || (Math.abs(v) < 0.001 && v !== 0) ? v.toExponential(2) : v.toPrecision(3));
 
 /** Range of every map after the sign; a NaN map (a method that refused) is ignored. */
 function ranges(maps, opts) {

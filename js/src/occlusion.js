@@ -4,40 +4,11 @@
 // shows, on the side canvas, the image occluded by the window nearest to the pointer and the target's value
 // with that window occluded -- all from the result (grid, window positions, fill image), no round trip.
 import { COLORMAPS } from "./lib/colormap.js";
-import { floatSlider, select, slider } from "./lib/controls.js";
+import { floatSlider, select, slider, targetSelect } from "./lib/controls.js";
 import { drawRGBA, fitScale, imageRGBA, mapRGBA, overlayRGBA } from "./lib/draw.js";
 import { applySign, NORMALIZATIONS, valueRange } from "./lib/normalize.js";
 import { decode, isTensor } from "./lib/tensor.js";
-import { canvas, mountView, textEl } from "./lib/view.js";
-
-const num = (v) => (Math.abs(v) >= 1000 || (Math.abs(v) < 0.001 && v !== 0) ? v.toExponential(2) : v.toPrecision(3));
-
-/** The class select: predicted class, the top-5 with probabilities, then every class (textContent only). */
-function targetSelect(model, onSend) {
-  const sel = document.createElement("select");
-  sel.dataset.trait = "target";
-  function options() {
-    const custom = model.get("target_label");
-    const opts = [[-1, custom ? `custom: ${custom}` : "predicted class"]];
-    for (const p of model.get("predictions") || []) opts.push([p.index, `${(100 * p.prob).toFixed(1)}% ${p.label}`]);
-    (model.get("classes") || []).forEach((c, i) => opts.push([i, `${i}: ${c}`]));
-    sel.replaceChildren(...opts.map(([v, text]) => {
-      const o = document.createElement("option");
-      o.value = String(v);
-      o.textContent = text;
-      return o;
-    }));
-    sel.value = String(model.get("target"));
-  }
-  sel.addEventListener("change", () => { model.set("target", +sel.value); model.save_changes(); onSend("target"); });
-  const events = ["change:predictions", "change:classes", "change:target", "change:target_label"];
-  for (const e of events) model.on(e, options);
-  options();
-  const wrap = document.createElement("label");
-  wrap.className = "fw-control";
-  wrap.append(textEl("span", "fw-control-name", "target"), sel);
-  return { element: wrap, dispose() { for (const e of events) model.off(e, options); } };
-}
+import { canvas, mountView, num, textEl } from "./lib/view.js";
 
 /** Index of the window whose centre is nearest to pixel (y, x) along one axis. */
 export function nearestWindow(starts, size, p) {

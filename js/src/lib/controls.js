@@ -131,3 +131,33 @@ export function floatSlider(model, trait, { label = trait, min = 0, max = 1, ste
   refresh();
   return { element: labelled(label, input), input, refresh, dispose() { send.cancel(); model.off(`change:${trait}`, refresh); } };
 }
+
+/** The class select bound to the `target` trait: "predicted class" (or the custom target), the top-5 with
+ * probabilities, then every class. Labels are user text: textContent only. */
+export function targetSelect(model, onSend) {
+  const sel = document.createElement("select");
+  sel.dataset.trait = "target";
+  function options() {
+    const opts = [];
+    const custom = model.get("target_label");
+    opts.push([-1, custom ? `custom: ${custom}` : "predicted class"]);
+    for (const p of model.get("predictions") || []) opts.push([p.index, `${(100 * p.prob).toFixed(1)}% ${p.label}`]);
+    (model.get("classes") || []).forEach((c, i) => opts.push([i, `${i}: ${c}`]));
+    sel.replaceChildren(...opts.map(([v, text]) => {
+      const o = document.createElement("option");
+      o.value = String(v);
+      o.textContent = text; // user text: never parsed as HTML
+      return o;
+    }));
+    sel.value = String(model.get("target"));
+  }
+  sel.addEventListener("change", () => {
+    model.set("target", +sel.value);
+    model.save_changes();
+    onSend("target");
+  });
+  const events = ["change:predictions", "change:classes", "change:target", "change:target_label"];
+  for (const e of events) model.on(e, options);
+  options();
+  return { element: labelled("target", sel), dispose() { for (const e of events) model.off(e, options); } };
+}

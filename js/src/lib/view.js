@@ -107,3 +107,8 @@ export function textEl(tag, cls, text = "") {
   e.textContent = text;
   return e;
 }
+
+/** A number in 3 significant digits, in exponent form when very large or small (stats, colour ranges). */
+export function num(v) {
+  return Math.abs(v) >= 1000 || (Math.abs(v) < 0.001 && v !== 0) ? v.toExponential(2) : v.toPrecision(3);
+}
