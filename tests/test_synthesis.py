@@ -8,7 +8,8 @@ import torch.nn.functional as F
 import featwidget as fw
 from featwidget.engine import assert_unchanged, snapshot
 from featwidget.engine.synthesis import Settings, param as P, transforms as T
-from featwidget.engine.synthesis.regularizers import TV, Clip, EdgeEnergy, gaussian_blur
+from featwidget.engine.imaging import gaussian_blur
+from featwidget.engine.synthesis.regularizers import TV, Clip, EdgeEnergy
 from models import FunctionalReluNet, zoo
 
 

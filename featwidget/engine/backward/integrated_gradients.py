@@ -13,13 +13,13 @@ until the end (steps x C x H x W floats per image).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import FeatwidgetError
 from ..progress import report
 from ..safety import preserved
 from .common import chunks, fix_predicted, input_gradient, prepare, rows
 from .smoothgrad import DEFAULT_BATCH_SIZE, count
+from ..imaging import gaussian_blur
 
 BASELINES = ("black", "white", "blur")
 
@@ -143,7 +143,7 @@ def make_baseline(baseline, x: torch.Tensor) -> torch.Tensor:
         if baseline == "white":
             return torch.ones_like(x)
         if baseline == "blur":
-            return blur(x, max(x.shape[2:]) / 20)
+            return gaussian_blur(x, max(x.shape[2:]) / 20)
         raise FeatwidgetError(
             f"Unknown baseline {baseline!r}; use a number, a tensor, or one of {', '.join(map(repr, BASELINES))}."
         )
@@ -167,20 +167,6 @@ def make_baseline(baseline, x: torch.Tensor) -> torch.Tensor:
         raise FeatwidgetError(f"baseline must be finite, got {baseline!r}.")
     return torch.full_like(x, value)
 
-
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with reflected borders."""
-    radius = max(1, int(3 * sigma))
-    radius = min(radius, min(x.shape[2:]) - 1) if min(x.shape[2:]) > 1 else 0
-    if radius == 0:
-        return x.clone()
-    k = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (k / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    y = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def van_der_corput_order(n: int) -> torch.Tensor:

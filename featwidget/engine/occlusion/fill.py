@@ -12,9 +12,9 @@ All fills are in pixel space [0, 1]; normalization happens afterwards, inside th
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import FeatwidgetError
+from ..imaging import gaussian_blur
 
 FILLS = ("gray", "zero", "mean", "random", "blur")
 RANDOM_SEED = 0
@@ -34,7 +34,7 @@ def fill_image(x: torch.Tensor, fill, size: tuple[int, int]) -> torch.Tensor:
             g = torch.Generator().manual_seed(RANDOM_SEED)
             return torch.rand(x.shape, generator=g, dtype=x.dtype).to(x.device)
         if fill == "blur":
-            return blur(x, sigma=max(size) / 4)
+            return gaussian_blur(x, max(size) / 4, truncate=2.0)
         raise FeatwidgetError(
             f"Unknown fill {fill!r}; use one of {', '.join(map(repr, FILLS))}, a number in [0, 1] "
             f"or a colour tensor of {c} value(s)."
@@ -52,15 +52,3 @@ def fill_image(x: torch.Tensor, fill, size: tuple[int, int]) -> torch.Tensor:
             f"fill=torch.tensor([0.485, 0.456, 0.406]) for the ImageNet mean colour."
         )
     return colour.to(x.device).reshape(1, c, 1, 1).expand_as(x).contiguous()
-
-
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with reflected borders (kernel radius 2 sigma, capped by the image size)."""
-    radius = max(1, min(int(round(2 * sigma)), min(x.shape[2:]) - 1))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    y = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)

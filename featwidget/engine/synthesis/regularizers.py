@@ -23,13 +23,13 @@ The centred image is ``2 * x - 1`` in [-1, 1], so weights mean the same thing on
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import FeatwidgetError
+from ..imaging import gaussian_blur
 from .knobs import Knob
 
 
@@ -97,20 +97,6 @@ class EdgeEnergy(Penalty):
             level = F.avg_pool2d(level, 2)
         return total
 
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of every channel of a batch; reflect padding keeps the borders unbiased."""
-    if sigma <= 0:
-        return x
-    radius = max(1, int(math.ceil(3 * sigma)))
-    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
-    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    y = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 @dataclass
