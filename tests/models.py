@@ -36,6 +36,16 @@ class GeluNet(nn.Module):
         return self.fc(self.pool(self.features(x)).flatten(1))
 
 
+def tiny_gap_cnn(classes: int = 4, seed: int = 0) -> nn.Module:
+    """The smallest net every method applies to (CAM included): conv-BN-in-place ReLU-pool, conv-ReLU, global
+    average pooling + one linear layer. Seeded; in train mode, as a user might hand it over."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+        nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, classes),
+    ).train()
+
+
 def zoo(size: int = 64) -> dict[str, tuple[nn.Module, tuple]]:
     """name -> (module in train mode, input_size). torchvision models have weights=None (nothing is fetched)."""
     torch.manual_seed(0)

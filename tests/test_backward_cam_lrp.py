@@ -1,5 +1,4 @@
 """CAM / Grad-CAM against their definitions, LRP conservation, the z^B rule and BatchNorm folding."""
-import copy
 
 import pytest
 import torch
@@ -8,19 +7,11 @@ from torch import nn
 
 import featwidget as fw
 from featwidget.engine import assert_unchanged, snapshot
-
-
-def gap_net(seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, 4),
-    ).train()
+from models import tiny_gap_cnn
 
 
 def test_cam_is_the_class_weighted_feature_map_and_averages_to_the_logit():
-    m = gap_net()
+    m = tiny_gap_cnn()
     x = torch.rand(2, 3, 16, 16)
     with torch.no_grad():
         m.eval()
@@ -47,11 +38,11 @@ def test_cam_refuses_networks_without_a_gap_linear_head_and_non_class_targets(mo
     with pytest.raises(fw.FeatwidgetError, match="global average pooling followed by a single linear"):
         fw.cam(vgg, torch.rand(1, *size))
     with pytest.raises(fw.FeatwidgetError, match="fw.cam explains class scores"):
-        fw.cam(gap_net(), torch.rand(1, 3, 16, 16), fw.Prob(1))
+        fw.cam(tiny_gap_cnn(), torch.rand(1, 3, 16, 16), fw.Prob(1))
 
 
 def test_grad_cam_matches_its_definition_at_a_chosen_layer():
-    m = gap_net(1)
+    m = tiny_gap_cnn(seed=1)
     x = torch.rand(2, 3, 16, 16)
     m.eval()
     a = m[:3](x).detach().requires_grad_(True)  # output of the in-place ReLU "2"

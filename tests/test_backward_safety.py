@@ -8,6 +8,7 @@ from torch import nn
 
 import featwidget as fw
 from featwidget.engine import assert_unchanged, snapshot
+from models import tiny_gap_cnn
 
 METHODS = {
     "gradient": lambda n, x, t: fw.gradient(n, x, t),
@@ -85,17 +86,9 @@ def test_module_state_survives_an_error_in_the_middle_of_a_forward_pass():
     assert torch.allclose(g, fw.gradient(net, xg.detach(), 1))
 
 
-def small(seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, 5),
-    ).train()
-
-
 @pytest.mark.parametrize("method", list(METHODS))
 def test_per_sample_targets_equal_one_image_at_a_time(method):
-    m = small()
+    m = tiny_gap_cnn(classes=5)
     net = fw.wrap(m, input_size=(3, 16, 16))
     x = torch.rand(3, 3, 16, 16)
     target = fw.Logit([0, 3, 1]) - 0.5 * fw.Logit([2, 2, 4])
@@ -110,7 +103,7 @@ def test_per_sample_targets_equal_one_image_at_a_time(method):
 
 @pytest.mark.parametrize("method", [m for m in METHODS if m != "cam"])
 def test_a_hidden_unit_target_stops_the_forward_pass_at_its_layer(method):
-    m = small(1)
+    m = tiny_gap_cnn(classes=5, seed=1)
     net = fw.wrap(m, input_size=(3, 16, 16))
     x = torch.rand(2, 3, 16, 16)
     calls = []
@@ -127,7 +120,7 @@ def test_a_hidden_unit_target_stops_the_forward_pass_at_its_layer(method):
 
 
 def test_hidden_unit_and_channel_gradients_are_exact():
-    m = small(2).eval()
+    m = tiny_gap_cnn(classes=5, seed=2).eval()
     x = torch.rand(2, 3, 16, 16)
     xg = x.clone().requires_grad_(True)
     a = m[:3](xg)

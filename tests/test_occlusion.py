@@ -14,6 +14,8 @@ from featwidget.engine.occlusion.fill import fill_image
 from featwidget.engine.occlusion.patches import starts, windows
 from models import zoo
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def axis_starts(n, k, s):
     pos = list(range(0, n - k + 1, s))
@@ -62,15 +64,6 @@ def check_exact(net, x, target, size, stride, fill="gray", **kw):
     assert torch.allclose(m, ref_map, atol=1e-4, rtol=0), (m - ref_map).abs().max()
     assert grid.abs().max() > 1e-5  # the maps are not trivially zero
     return g
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The naive reference runs hundreds of tiny forward passes; one thread avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def follow_regions_to_the_end(monkeypatch):

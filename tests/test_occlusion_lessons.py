@@ -11,19 +11,9 @@ import torch
 import featwidget as fw
 from featwidget.demo import shapes as shape_gen
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 N, SIZE, STRIDE = 20, 4, 3
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def load_demo(name):
-    return fw.demo.load(name)  # the weights ship with the package: a missing one is a failure
 
 
 def positive_mass_inside(maps, masks):
@@ -60,7 +50,7 @@ def test_shape_masks_find_the_shapes():
 
 
 def test_confounded_model_looks_at_the_mark():
-    demo = load_demo("shapes-confounded")
+    demo = fw.demo.load("shapes-confounded")
     data = fw.demo.dataset("shapes-confounded", N, confound="class")
     masks = torch.zeros(N, 1, 64, 64)
     for i, (y0, x0, y1, x1) in enumerate(data.marks.tolist()):
@@ -71,7 +61,7 @@ def test_confounded_model_looks_at_the_mark():
 
 
 def test_clean_model_looks_at_the_shape():
-    demo = load_demo("shapes")
+    demo = fw.demo.load("shapes")
     data = fw.demo.dataset("shapes", N)
     maps = fw.occlusion(demo.network, data.images, None, SIZE, STRIDE, "gray")
     on_shape = positive_mass_inside(maps, shape_masks(N))

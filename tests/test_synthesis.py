@@ -12,15 +12,7 @@ from featwidget.engine.imaging import gaussian_blur
 from featwidget.engine.synthesis.regularizers import TV, Clip, EdgeEnergy
 from models import FunctionalReluNet, zoo
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # These models are tiny: a second intra-op thread buys nothing, and on an oversubscribed machine it made
-    # these tests 20-50x slower (threads spin-waiting for a core). Restored afterwards.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,20 +7,14 @@ import torch
 
 import featwidget as fw
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DEMO = "shapes"
 STEPS_MAX = 96     # channel maximization
 STEPS_HF = 48      # high-frequency comparison
 STEPS_CLASS = (4, 6)  # logit vs log-softmax: the early steps, where the two objectives differ
 STEPS_INV = 100    # inversion per stage
 STEPS_GEN = 40     # DGN-AM
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 64x64 ResNet: a second thread only adds contention on a shared machine
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,12 @@ from torch import nn
 import featwidget as fw
 from featwidget.widgets._base import from_payload
 from featwidget.widgets.attribution import METHODS, to_map
-
-
-def gap_model():
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, 4),
-    )
+from models import tiny_gap_cnn
 
 
 @pytest.fixture
 def setup():
-    net = fw.wrap(gap_model(), input_size=(3, 16, 16), mean=0.5, std=0.25, classes=list("abcd"))
+    net = fw.wrap(tiny_gap_cnn(), input_size=(3, 16, 16), mean=0.5, std=0.25, classes=list("abcd"))
     x = torch.rand(1, 3, 16, 16)
     view = fw.Attribution(net, x[0])
     yield net, x, view.wait(60)
@@ -59,7 +52,7 @@ def test_each_method_shows_the_engine_map(setup):
 
 
 def test_knobs_reach_the_engine_and_a_custom_target_works():
-    net = fw.wrap(gap_model(), input_size=(3, 16, 16))
+    net = fw.wrap(tiny_gap_cnn(), input_size=(3, 16, 16))
     x = torch.rand(1, 3, 16, 16)
     target = fw.Logit(1) - fw.Logit(3)
     view = fw.Attribution(net, x, method="lrp", target=target, lrp_rule="gamma").wait(60)

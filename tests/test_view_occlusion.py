@@ -2,23 +2,15 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import featwidget as fw
 from featwidget.widgets._base import from_payload
-
-
-def small_model():
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-        nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, 4),
-    )
+from models import tiny_gap_cnn
 
 
 @pytest.fixture
 def setup():
-    net = fw.wrap(small_model(), input_size=(3, 24, 24), mean=0.5, std=0.25, classes=list("abcd"))
+    net = fw.wrap(tiny_gap_cnn(), input_size=(3, 24, 24), mean=0.5, std=0.25, classes=list("abcd"))
     x = torch.rand(1, 3, 24, 24)
     view = fw.Occlusion(net, x[0], size=6, stride=2)
     seen = []

@@ -11,13 +11,7 @@ from featwidget.engine import assert_unchanged, snapshot
 from featwidget.widgets._base import from_payload
 from models import FunctionalReluNet
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models; a second thread only adds contention on a shared machine
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()
