@@ -5,8 +5,8 @@ import { floatSlider, select, slider, toggle } from "./lib/controls.js";
 import { copyWithFrame, drawGrid, drawRGBA, fitScale, footprint, gridHit, imageRGBA, mapRGBA, offscreen,
   overlayRGBA } from "./lib/draw.js";
 import { NORMALIZATIONS } from "./lib/normalize.js";
-import { decode, isTensor, slice0 } from "./lib/tensor.js";
-import { canvas, mountView, num, textEl } from "./lib/view.js";
+import { slice0 } from "./lib/tensor.js";
+import { canvas, mountView, num, textEl, traitTensor } from "./lib/view.js";
 
 
 function build(ctx) {
@@ -73,14 +73,6 @@ function channelNumbers(stats, i) {
   return `mean ${num(stats.mean.data[i])} · max ${num(stats.max.data[i])} · zeros ${(100 * stats.zeros.data[i]).toFixed(1)}%`;
 }
 
-function inputImage(ctx) {
-  const raw = ctx.model.get("input_image");
-  if (raw !== ctx.imageRaw) {
-    ctx.image = isTensor(raw) ? decode(raw) : null;
-    ctx.imageRaw = raw;
-  }
-  return ctx.image;
-}
 
 function draw(result, ctx) {
   const { model } = ctx;
@@ -99,7 +91,7 @@ function draw(result, ctx) {
   copyWithFrame(ctx.grid, ctx.cache.canvas, ctx.layout, ch);
   ctx.channel.setMax(c - 1);
 
-  const img = inputImage(ctx);
+  const img = traitTensor(ctx, "input_image");
   const map = slice0(maps, ch);
   if (img) {
     const [, H, W] = img.shape;

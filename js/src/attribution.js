@@ -5,8 +5,8 @@ import { COLORMAPS } from "./lib/colormap.js";
 import { floatSlider, select, slider, targetSelect, toggle } from "./lib/controls.js";
 import { drawGrid, drawRGBA, fitScale, imageRGBA, mapRGBA, overlayRGBA } from "./lib/draw.js";
 import { applySign, NORMALIZATIONS, valueRange } from "./lib/normalize.js";
-import { decode, isTensor, slice0 } from "./lib/tensor.js";
-import { canvas, mountView, num, textEl } from "./lib/view.js";
+import { slice0 } from "./lib/tensor.js";
+import { canvas, mountView, num, textEl, traitTensor } from "./lib/view.js";
 
 const SMOOTH = ["gradient", "saliency", "input_x_gradient", "deconvnet", "guided"];
 // which knobs belong to which method (the rest are hidden)
@@ -82,14 +82,6 @@ function build(ctx) {
   };
 }
 
-function inputImage(ctx) {
-  const raw = ctx.model.get("input_image");
-  if (raw !== ctx.imageRaw) {
-    ctx.image = isTensor(raw) ? decode(raw) : null;
-    ctx.imageRaw = raw;
-  }
-  return ctx.image;
-}
 
 
 /** Range of every map after the sign; a NaN map (a method that refused) is ignored. */
@@ -104,7 +96,7 @@ function draw(result, ctx) {
   if (result.map) {
     const [h, w] = result.map.shape;
     const values = applySign(result.map.data, sign);
-    const img = inputImage(ctx);
+    const img = traitTensor(ctx, "input_image");
     const k = fitScale(h);
     if (img) {
       const rgba = imageRGBA(img);

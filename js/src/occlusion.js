@@ -7,8 +7,7 @@ import { COLORMAPS } from "./lib/colormap.js";
 import { floatSlider, select, slider, targetSelect } from "./lib/controls.js";
 import { drawRGBA, fitScale, imageRGBA, mapRGBA, overlayRGBA } from "./lib/draw.js";
 import { applySign, NORMALIZATIONS, valueRange } from "./lib/normalize.js";
-import { decode, isTensor } from "./lib/tensor.js";
-import { canvas, mountView, num, textEl } from "./lib/view.js";
+import { canvas, mountView, num, textEl, traitTensor } from "./lib/view.js";
 
 /** Index of the window whose centre is nearest to pixel (y, x) along one axis. */
 export function nearestWindow(starts, size, p) {
@@ -64,16 +63,10 @@ function build(ctx) {
   ctx.dispose = () => { for (const control of Object.values(c)) control.dispose(); };
 }
 
-function decoded(ctx, key) {
-  const raw = ctx.model.get(key);
-  ctx.cache = ctx.cache || {};
-  if (!ctx.cache[key] || ctx.cache[key].raw !== raw) ctx.cache[key] = { raw, t: isTensor(raw) ? decode(raw) : null };
-  return ctx.cache[key].t;
-}
 
 function showWindow(ctx, e) {
   const r = ctx.result;
-  const img = decoded(ctx, "input_image");
+  const img = traitTensor(ctx, "input_image");
   if (!r || !r.grid || !r.fill_image || !img) return;
   const rect = ctx.main.getBoundingClientRect();
   const [, h, w] = img.shape;
@@ -94,7 +87,7 @@ function draw(result, ctx) {
   const opts = { cmap: model.get("colormap"), norm: model.get("normalization"), percentile: model.get("percentile") };
   const [h, w] = result.map.shape;
   const values = applySign(result.map.data, model.get("sign"));
-  const img = decoded(ctx, "input_image");
+  const img = traitTensor(ctx, "input_image");
   const k = fitScale(h);
   if (img) drawRGBA(ctx.main, imageRGBA(img), w, h, k);
   else drawRGBA(ctx.main, mapRGBA(values, opts), w, h, k);

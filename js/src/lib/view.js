@@ -2,7 +2,7 @@
 // result is drawn. Python numbers each request (`seq`); a result carries the seq it answers. We draw a
 // result only if it is at least as new as the one on screen, and dim the picture (class fw-stale) while
 // a newer request is running, so an old picture is never shown as if it were current.
-import { decodeTree } from "./tensor.js";
+import { decode, decodeTree, isTensor } from "./tensor.js";
 import { statusBar } from "./status.js";
 
 /**
@@ -111,4 +111,14 @@ export function textEl(tag, cls, text = "") {
 /** A number in 3 significant digits, in exponent form when very large or small (stats, colour ranges). */
 export function num(v) {
   return Math.abs(v) >= 1000 || (Math.abs(v) < 0.001 && v !== 0) ? v.toExponential(2) : v.toPrecision(3);
+}
+
+/** The decoded tensor of trait `key`, decoded again only when the trait's value changes (e.g. the input image,
+ * which every redraw needs but which arrives once). */
+export function traitTensor(ctx, key) {
+  const raw = ctx.model.get(key);
+  ctx.decoded = ctx.decoded || {};
+  const hit = ctx.decoded[key];
+  if (!hit || hit.raw !== raw) ctx.decoded[key] = { raw, t: isTensor(raw) ? decode(raw) : null };
+  return ctx.decoded[key].t;
 }
