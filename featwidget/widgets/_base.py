@@ -298,3 +298,14 @@ def _work(ref, q: queue.Queue) -> None:
                 view._finished = max(view._finished, seq)
                 view._done.notify_all()
         del view
+
+
+class HeatmapView(View):
+    """A view that draws a signed heatmap over the image. Its display traits are applied in the browser: a
+    change redraws there and starts no computation."""
+
+    sign = t.Unicode("all").tag(sync=True)                # "all" | "positive" | "negative" | "absolute"
+    colormap = t.Unicode("diverging").tag(sync=True)
+    normalization = t.Unicode("symmetric").tag(sync=True)
+    percentile = t.Float(99.0).tag(sync=True)
+    opacity = t.Float(0.6).tag(sync=True)

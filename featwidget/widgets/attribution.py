@@ -17,7 +17,7 @@ import traitlets as t
 import featwidget.engine.backward as backward
 from ..engine import FeatwidgetError
 from . import render
-from ._base import (View, adopt, from_payload, image_payload, split_target, static_file, tensor_payload,
+from ._base import (HeatmapView, adopt, from_payload, image_payload, split_target, static_file, tensor_payload,
                     top_predictions)
 
 METHODS = ["gradient", "saliency", "input_x_gradient", "deconvnet", "guided", "smoothgrad",
@@ -28,7 +28,7 @@ LRP_RULES = ["epsilon", "gamma", "alpha_beta"]
 SIGNS = ["all", "positive", "negative", "absolute"]
 
 
-class Attribution(View):
+class Attribution(HeatmapView):
     _esm = static_file("attribution.js")
     compute_traits = t.List(t.Unicode(), default_value=[
         "method", "target", "sigma", "samples", "smooth_method", "steps", "baseline", "layer", "lrp_rule",
@@ -51,11 +51,7 @@ class Attribution(View):
     epsilon = t.Float(1e-6).tag(sync=True)
     compare = t.Bool(False).tag(sync=True)                # every method side by side
     input_image = t.Dict().tag(sync=True)
-    # display only (applied in the browser):
-    sign = t.Unicode("all").tag(sync=True)
-    colormap = t.Unicode("diverging").tag(sync=True)
-    normalization = t.Unicode("symmetric").tag(sync=True)
-    percentile = t.Float(99.0).tag(sync=True)
+    # display only (applied in the browser), besides HeatmapView's:
     opacity = t.Float(0.7).tag(sync=True)
     shared_scale = t.Bool(False).tag(sync=True)           # compare mode: one colour scale for all panels
 

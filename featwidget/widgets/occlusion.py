@@ -19,14 +19,14 @@ from ..engine import FeatwidgetError
 from ..engine.occlusion import FILLS, occlusion_grid
 from ..engine.occlusion.fill import fill_image
 from . import render
-from ._base import (View, adopt, from_payload, image_payload, split_target, static_file, tensor_payload,
+from ._base import (HeatmapView, adopt, from_payload, image_payload, split_target, static_file, tensor_payload,
                     top_predictions)
 from .attribution import signed
 
 COARSE_SHARE = 0.2  # the coarse pass evaluates about a quarter of the windows
 
 
-class Occlusion(View):
+class Occlusion(HeatmapView):
     _esm = static_file("occlusion.js")
     compute_traits = t.List(t.Unicode(), default_value=["size", "stride", "fill", "mode", "target"]).tag(sync=True)
 
@@ -41,12 +41,6 @@ class Occlusion(View):
     classes = t.List(t.Unicode()).tag(sync=True)
     predictions = t.List(t.Dict()).tag(sync=True)     # top-5 [{index, label, prob}]
     input_image = t.Dict().tag(sync=True)
-    # display only (applied in the browser):
-    sign = t.Unicode("all").tag(sync=True)
-    colormap = t.Unicode("diverging").tag(sync=True)
-    normalization = t.Unicode("symmetric").tag(sync=True)
-    percentile = t.Float(99.0).tag(sync=True)
-    opacity = t.Float(0.6).tag(sync=True)
 
     def __init__(self, net, image, size: int | None = None, stride: int | None = None, fill: str = "gray",
                  target=None, mode: str = "exact", **kwargs):

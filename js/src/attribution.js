@@ -1,10 +1,9 @@
 // fw.Attribution: a backward method's map over the input image, or every method side by side.
 // Maps arrive as signed floats; sign, colormap, normalization, percentile clip and opacity are applied here,
 // so changing them needs no Python. Only the knobs of the chosen method are shown.
-import { COLORMAPS } from "./lib/colormap.js";
-import { floatSlider, select, slider, targetSelect, toggle } from "./lib/controls.js";
+import { floatSlider, heatmapControls, select, slider, targetSelect, toggle } from "./lib/controls.js";
 import { drawGrid, drawRGBA, fitScale, imageRGBA, mapRGBA, overlayRGBA } from "./lib/draw.js";
-import { applySign, NORMALIZATIONS, valueRange } from "./lib/normalize.js";
+import { applySign, valueRange } from "./lib/normalize.js";
 import { slice0 } from "./lib/tensor.js";
 import { canvas, mountView, num, textEl, traitTensor } from "./lib/view.js";
 
@@ -37,11 +36,7 @@ function build(ctx) {
     }),
     lrp_rule: select(model, "lrp_rule", ["epsilon", "gamma", "alpha_beta"], { label: "rule", onSend }),
     epsilon: floatSlider(model, "epsilon", { label: "epsilon", min: 0, max: 1, step: 0.01, onSend }),
-    sign: select(model, "sign", ["all", "positive", "negative", "absolute"], { label: "sign" }),
-    colormap: select(model, "colormap", COLORMAPS, { label: "colormap" }),
-    normalization: select(model, "normalization", NORMALIZATIONS, { label: "scale" }),
-    percentile: floatSlider(model, "percentile", { label: "clip %", min: 50, max: 100, step: 0.5 }),
-    opacity: floatSlider(model, "opacity", { label: "opacity" }),
+    ...heatmapControls(model),
     shared_scale: toggle(model, "shared_scale", { label: "shared scale" }),
   };
   for (const control of Object.values(c)) controls.append(control.element);

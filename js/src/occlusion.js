@@ -3,10 +3,9 @@
 // A coarse map (stride doubled) arrives first as a partial result, then the full one. Hovering the map
 // shows, on the side canvas, the image occluded by the window nearest to the pointer and the target's value
 // with that window occluded -- all from the result (grid, window positions, fill image), no round trip.
-import { COLORMAPS } from "./lib/colormap.js";
-import { floatSlider, select, slider, targetSelect } from "./lib/controls.js";
+import { floatSlider, heatmapControls, select, slider, targetSelect } from "./lib/controls.js";
 import { drawRGBA, fitScale, imageRGBA, mapRGBA, overlayRGBA } from "./lib/draw.js";
-import { applySign, NORMALIZATIONS, valueRange } from "./lib/normalize.js";
+import { applySign, valueRange } from "./lib/normalize.js";
 import { canvas, mountView, num, textEl, traitTensor } from "./lib/view.js";
 
 /** Index of the window whose centre is nearest to pixel (y, x) along one axis. */
@@ -43,10 +42,7 @@ function build(ctx) {
     fill: select(model, "fill", model.get("fills"), { label: "fill", onSend }),
     mode: select(model, "mode", ["exact", "approximate"], { label: "mode", onSend }),
     target: targetSelect(model, onSend),
-    sign: select(model, "sign", ["all", "positive", "negative", "absolute"], { label: "sign" }),
-    colormap: select(model, "colormap", COLORMAPS, { label: "colormap" }),
-    normalization: select(model, "normalization", NORMALIZATIONS, { label: "scale" }),
-    opacity: floatSlider(model, "opacity", { label: "opacity" }),
+    ...heatmapControls(model),
   };
   for (const control of Object.values(c)) controls.append(control.element);
   const main = canvas("fw-main");

@@ -1,6 +1,9 @@
 // Controls bound to model traits. Every control carries data-trait="<trait>"; user text goes through
 // textContent only.
 
+import { COLORMAPS } from "./colormap.js";
+import { NORMALIZATIONS } from "./normalize.js";
+
 /**
  * Call `send(v)` at most every `ms` while values keep coming, and always with the last value:
  * a slider drag sends a few intermediate requests (each superseding the previous one) and the final one.
@@ -160,4 +163,16 @@ export function targetSelect(model, onSend) {
   for (const e of events) model.on(e, options);
   options();
   return { element: labelled("target", sel), dispose() { for (const e of events) model.off(e, options); } };
+}
+
+/** The display knobs of a signed heatmap over an image (sign, colormap, scale, clip, opacity). They change the
+ * drawing only, so they never dim the picture or ask Python for anything. */
+export function heatmapControls(model) {
+  return {
+    sign: select(model, "sign", ["all", "positive", "negative", "absolute"], { label: "sign" }),
+    colormap: select(model, "colormap", COLORMAPS, { label: "colormap" }),
+    normalization: select(model, "normalization", NORMALIZATIONS, { label: "scale" }),
+    percentile: floatSlider(model, "percentile", { label: "clip %", min: 50, max: 100, step: 0.5 }),
+    opacity: floatSlider(model, "opacity", { label: "opacity" }),
+  };
 }
