@@ -1,7 +1,7 @@
 // fw.Activations: the input, all channel maps of a layer, one map enlarged over the input, top-5 classes.
 // Everything but the layer choice is drawn here from the maps already received: no Python round trip.
 import { COLORMAPS } from "./lib/colormap.js";
-import { floatSlider, select, slider, toggle } from "./lib/controls.js";
+import { floatSlider, layerSlider, select, slider, toggle } from "./lib/controls.js";
 import { copyWithFrame, drawGrid, drawRGBA, fitScale, footprint, gridHit, imageRGBA, mapRGBA, offscreen,
   overlayRGBA } from "./lib/draw.js";
 import { NORMALIZATIONS } from "./lib/normalize.js";
@@ -11,11 +11,7 @@ import { canvas, mountView, num, textEl, traitTensor } from "./lib/view.js";
 
 function build(ctx) {
   const { model, controls, body } = ctx;
-  const layers = () => model.get("layers") || [];
-  const layer = slider(model, "layer", {
-    label: "layer", max: () => layers().length - 1, onSend: ctx.onSend, listen: ["layers"],
-    toTrait: (i) => layers()[i], fromTrait: (name) => layers().indexOf(name), describe: (i) => layers()[i] ?? "",
-  });
+  const layer = layerSlider(model, ctx.onSend);
   const channel = slider(model, "channel", { label: "channel", onSend: ctx.onSend });
   const cmap = select(model, "colormap", COLORMAPS, { label: "colormap" });
   const norm = select(model, "normalization", NORMALIZATIONS, { label: "scale" });

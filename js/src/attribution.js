@@ -1,7 +1,7 @@
 // fw.Attribution: a backward method's map over the input image, or every method side by side.
 // Maps arrive as signed floats; sign, colormap, normalization, percentile clip and opacity are applied here,
 // so changing them needs no Python. Only the knobs of the chosen method are shown.
-import { floatSlider, heatmapControls, select, slider, targetSelect, toggle } from "./lib/controls.js";
+import { floatSlider, heatmapControls, layerSlider, select, slider, targetSelect, toggle } from "./lib/controls.js";
 import { drawGrid, drawRGBA, fitScale, imageRGBA, mapRGBA, overlayRGBA } from "./lib/draw.js";
 import { applySign, valueRange } from "./lib/normalize.js";
 import { slice0 } from "./lib/tensor.js";
@@ -20,7 +20,6 @@ const KNOBS = {
 function build(ctx) {
   const { model, controls, body } = ctx;
   const onSend = ctx.onSend;
-  const layers = () => model.get("layers") || [];
   const c = {
     method: select(model, "method", model.get("methods"), { label: "method", onSend }),
     target: targetSelect(model, onSend),
@@ -30,10 +29,7 @@ function build(ctx) {
     smooth_method: select(model, "smooth_method", SMOOTH, { label: "of", onSend }),
     steps: slider(model, "steps", { label: "steps", min: 1, max: 200, onSend }),
     baseline: select(model, "baseline", ["black", "white", "blur"], { label: "baseline", onSend }),
-    layer: slider(model, "layer", {
-      label: "layer", max: () => layers().length - 1, onSend, listen: ["layers"],
-      toTrait: (i) => layers()[i], fromTrait: (name) => layers().indexOf(name), describe: (i) => layers()[i] ?? "",
-    }),
+    layer: layerSlider(model, onSend),
     lrp_rule: select(model, "lrp_rule", ["epsilon", "gamma", "alpha_beta"], { label: "rule", onSend }),
     epsilon: floatSlider(model, "epsilon", { label: "epsilon", min: 0, max: 1, step: 0.01, onSend }),
     ...heatmapControls(model),

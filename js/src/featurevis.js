@@ -1,7 +1,7 @@
 // fw.FeatureVis: activation maximization that runs while you steer it. Objective controls restart the run
 // (compute traits); regularizer, transform, parameterization and learning-rate controls are live: Python
 // writes them into the Settings object the optimization re-reads at every step, so the run goes on.
-import { floatSlider, select, slider, toggle } from "./lib/controls.js";
+import { floatSlider, layerSlider, select, slider, toggle } from "./lib/controls.js";
 import { button, drawCurve, drawRow } from "./lib/synthesis.js";
 import { canvas, mountView, textEl } from "./lib/view.js";
 
@@ -25,10 +25,7 @@ function build(ctx) {
     button("reset", "reset", send("reset")));
   controls.append(buttons);
   add(select(model, "objective", model.get("objectives"), { label: "objective", onSend: ctx.onSend }));
-  add(slider(model, "layer", {
-    label: "layer", max: () => layers().length - 1, onSend: ctx.onSend, listen: ["layers"],
-    toTrait: (i) => layers()[i], fromTrait: (name) => layers().indexOf(name), describe: (i) => layers()[i] ?? "",
-  }));
+  add(layerSlider(model, ctx.onSend));
   const channel = add(slider(model, "channel", {
     label: "channel", max: () => (model.get("channels")[layerIndex()] || 1) - 1, onSend: ctx.onSend, listen: ["layer"],
   }));

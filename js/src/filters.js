@@ -1,6 +1,6 @@
 // fw.Filters: a conv layer's filters as a grid; click one to enlarge it with its value range.
 import { COLORMAPS } from "./lib/colormap.js";
-import { select, slider, toggle } from "./lib/controls.js";
+import { layerSlider, select, slider, toggle } from "./lib/controls.js";
 import { copyWithFrame, drawGrid, drawRGBA, gridHit, imageRGBA, mapRGBA, offscreen } from "./lib/draw.js";
 import { NORMALIZATIONS, rescale, valueRange } from "./lib/normalize.js";
 import { slice0 } from "./lib/tensor.js";
@@ -10,11 +10,7 @@ const fmt = (v) => (Math.abs(v) >= 100 || (Math.abs(v) < 0.01 && v !== 0) ? v.to
 
 function build(ctx) {
   const { model, controls, body } = ctx;
-  const layers = () => model.get("layers") || [];
-  const layer = slider(model, "layer", {
-    label: "layer", max: () => layers().length - 1, onSend: ctx.onSend, listen: ["layers"],
-    toTrait: (i) => layers()[i], fromTrait: (name) => layers().indexOf(name), describe: (i) => layers()[i] ?? "",
-  });
+  const layer = layerSlider(model, ctx.onSend);
   const mode = select(model, "mode", [["rgb", "RGB (3 input channels)"], ["mean", "mean over inputs"],
     ["channel", "one input channel"]], { label: "show", onSend: ctx.onSend });
   const inChannel = slider(model, "in_channel", { label: "input channel", onSend: ctx.onSend });

@@ -1,17 +1,13 @@
 // fw.Inversion: the original next to its reconstruction from the chosen layer's code, and the loss per step.
-import { floatSlider, slider } from "./lib/controls.js";
+import { floatSlider, layerSlider, slider } from "./lib/controls.js";
 import { drawCurve, drawImage } from "./lib/synthesis.js";
 import { decode, isTensor } from "./lib/tensor.js";
 import { canvas, mountView, textEl } from "./lib/view.js";
 
 function build(ctx) {
   const { model, controls, body } = ctx;
-  const layers = () => model.get("layers") || [];
   const made = [
-    slider(model, "layer", {
-      label: "layer", max: () => layers().length - 1, onSend: ctx.onSend, listen: ["layers"],
-      toTrait: (i) => layers()[i], fromTrait: (name) => layers().indexOf(name), describe: (i) => layers()[i] ?? "",
-    }),
+    layerSlider(model, ctx.onSend),
     slider(model, "steps", { label: "steps", min: 10, max: 500, onSend: ctx.onSend }),
     floatSlider(model, "tv", { label: "total variation", min: 0, max: 2, step: 0.05, onSend: ctx.onSend }),
     floatSlider(model, "alpha", { label: "alpha-norm", min: 0, max: 0.01, step: 0.0001, onSend: ctx.onSend }),

@@ -176,3 +176,13 @@ export function heatmapControls(model) {
     opacity: floatSlider(model, "opacity", { label: "opacity" }),
   };
 }
+
+/** The slider over the `layers` list whose trait `layer` holds the layer *name* (the range input's value is
+ * its index), re-reading its maximum when the list changes. */
+export function layerSlider(model, onSend = null) {
+  const layers = () => model.get("layers") || [];
+  return slider(model, "layer", {
+    label: "layer", max: () => layers().length - 1, onSend, listen: ["layers"],
+    toTrait: (i) => layers()[i], fromTrait: (name) => layers().indexOf(name), describe: (i) => layers()[i] ?? "",
+  });
+}
