@@ -49,6 +49,11 @@ def notebook_factory(browser, jupyter_server):
 
     Notebook names must be unique per session (they are files in the server's root).
     """
+    yield from _notebooks(browser, jupyter_server)
+
+
+def _notebooks(browser, jupyter_server):
+    """A notebook opener for a fixture; every notebook it opened is closed (kernel shut down) at teardown."""
     opened = []
 
     def make(cells, name, ui="lab", run=True):
@@ -58,23 +63,10 @@ def notebook_factory(browser, jupyter_server):
 
     yield make
     for nb in opened:
-        _close(nb)
-
-
-def _close(nb):
-    nb.close()
+        nb.close()
 
 
 @pytest.fixture(scope="module")
 def module_notebook_factory(browser, jupyter_server):
     """Like `notebook_factory`, but pages live for the whole module: share one notebook across tests."""
-    opened = []
-
-    def make(cells, name, ui="lab", run=True):
-        nb = open_notebook(browser, jupyter_server, cells, name, ui=ui, run=run)
-        opened.append(nb)
-        return nb
-
-    yield make
-    for nb in opened:
-        _close(nb)
+    yield from _notebooks(browser, jupyter_server)
