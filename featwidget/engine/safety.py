@@ -51,34 +51,54 @@ def _hook_keys(module: nn.Module) -> dict[tuple[str, str], set]:
     return keys
 
 
+def _hooks_by_module(modules) -> dict[tuple[int, str], set]:
+    """Hook ids per (module, hook dict); ``module.__dict__`` avoids nn.Module's slow attribute lookup."""
+    keys = {}
+    for i, sub in enumerate(modules):
+        for attr in _HOOK_DICTS:
+            d = sub.__dict__.get(attr)
+            if d:
+                keys[(i, attr)] = set(d.keys())
+    return keys
+
+
 @contextmanager
 def preserved(module: nn.Module, eval_mode: bool = True, freeze: bool = True):
-    """Run a block of engine code on ``module`` and leave the module exactly as it was found."""
+    """Run a block of engine code on ``module`` and leave the module exactly as it was found.
+
+    Engine calls on a small model take a few milliseconds, so this bookkeeping touches only what it must
+    change: flags are written through ``__dict__`` (``nn.Module.__setattr__`` costs more than a small conv)."""
     lock = _lock_for(module)
     with lock:
-        training = [(m, m.training) for m in module.modules()]
+        modules = list(module.modules())
+        training = [(m, m.training) for m in modules]
         grads = [(p, p.requires_grad) for p in module.parameters()]
-        hooks_before = _hook_keys(module)
+        hooks_before = _hooks_by_module(modules)
         try:
             if eval_mode:
-                module.eval()
+                for m, flag in training:
+                    if flag:
+                        m.__dict__["training"] = False
             if freeze:
-                for p, _ in grads:
-                    p.requires_grad_(False)
+                for p, flag in grads:
+                    if flag:
+                        p.requires_grad_(False)
             yield module
         finally:
             for m, flag in training:
-                m.training = flag
+                if m.__dict__.get("training") is not flag:
+                    m.__dict__["training"] = flag
             for p, flag in grads:
-                p.requires_grad_(flag)
+                if p.requires_grad is not flag:
+                    p.requires_grad_(flag)
             # Backstop: a hook left behind by an interrupted call (e.g. KeyboardInterrupt between register and
             # the handle's remove) is dropped here so the user's model never accumulates featwidget hooks.
-            for name, sub in module.named_modules(remove_duplicate=False):
+            for i, sub in enumerate(modules):
                 for attr in _HOOK_DICTS:
-                    d = getattr(sub, attr, None)
+                    d = sub.__dict__.get(attr)
                     if not d:
                         continue
-                    keep = hooks_before.get((name, attr), set())
+                    keep = hooks_before.get((i, attr), set())
                     for k in [k for k in d.keys() if k not in keep]:
                         del d[k]
 
