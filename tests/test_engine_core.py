@@ -137,6 +137,12 @@ class TestBadInput:
         (torch.rand(1, 1, 32, 32), r"expand\(-1, 3, -1, -1\)"),
         (torch.rand(1, 3, 16, 16), "interpolate"),
         (torch.randn(1, 3, 32, 32) * 3, "expects images in \\[0, 1\\]"),
+        # one bad pixel in an otherwise valid batch (the fast check reads only the minimum and maximum)
+        (torch.rand(2, 3, 32, 32).index_put_((torch.tensor(1), torch.tensor(2), torch.tensor(5), torch.tensor(7)),
+                                             torch.tensor(float("nan"))), "1 NaN or infinite"),
+        (torch.rand(2, 3, 32, 32).index_put_((torch.tensor(0), torch.tensor(0), torch.tensor(0), torch.tensor(0)),
+                                             torch.tensor(float("inf"))), "1 NaN or infinite"),
+        (torch.rand(1, 3, 32, 32, dtype=torch.float64) + 0.01, "expects images in \\[0, 1\\]"),
     ])
     def test_bad_images_name_problem_and_fix(self, x, msg):
         with pytest.raises(fw.FeatwidgetError, match=msg):
@@ -151,6 +157,9 @@ class TestBadInput:
     def test_class_out_of_range(self):
         with pytest.raises(fw.FeatwidgetError, match="valid values are 0 to 4"):
             self.net.evaluate(torch.rand(1, 3, 32, 32), 9)
+        for bad, c in (([1, 5], 5), ([0, -1], -1), (-2, -2)):
+            with pytest.raises(fw.FeatwidgetError, match=f"Class index {c} is out of range"):
+                self.net.evaluate(torch.rand(2, 3, 32, 32), fw.Prob(bad))
 
     def test_wrap_errors(self):
         with pytest.raises(fw.FeatwidgetError, match="input_size"):
@@ -189,3 +198,29 @@ def test_receptive_fields_of_the_residual_demo_by_hand():
                   "layer3.downsample.0": (39, 8)}
         got = {n: (net.receptive_field(n).size[0], net.receptive_field(n).stride[0]) for n in expect}
         assert got == expect
+
+
+def test_preserved_restores_flags_and_drops_only_hooks_registered_inside():
+    shared = nn.Conv2d(3, 3, 1)  # one module reached twice, and a parameter tied across two modules
+    m = nn.Sequential(shared, nn.BatchNorm2d(3), shared, nn.Linear(3, 3), nn.Linear(3, 3))
+    m[4].weight = m[3].weight
+    m.train()
+    m[1].eval()
+    m[3].bias.requires_grad_(False)
+    kept = m[1].register_forward_hook(lambda *a: None)
+    snap = snapshot(m)
+    for fail in (False, True):
+        try:
+            with fw.engine.preserved(m):
+                assert not any(x.training for x in m.modules())
+                assert not any(p.requires_grad for p in m.parameters())
+                m[2].register_forward_pre_hook(lambda *a: None)  # "forgotten" by an interrupted call
+                m[1].register_forward_hook(lambda *a: None, with_kwargs=True, always_call=True)
+                if fail:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            assert fail
+        assert_unchanged(m, snap)
+        assert [x.training for x in m] == [True, False, True, True, True]
+        assert not m[1]._forward_hooks_with_kwargs and not m[1]._forward_hooks_always_called
+    assert list(m[1]._forward_hooks) == [kept.id]

@@ -135,6 +135,8 @@ class Network:
 
     def check(self, x) -> torch.Tensor:
         """Validate a user batch against this network (shape, dtype, range, device)."""
+        if self._plainly_valid(x):
+            return x
         x = as_batch(x, self.input_size)
         dev = self.device
         if x.device != dev:
@@ -142,6 +144,16 @@ class Network:
                 f"The images are on {x.device} but the model is on {dev}; move them with x.to('{dev}')."
             )
         return x
+
+    def _plainly_valid(self, x) -> bool:
+        """The common case in one reduction: a float batch of the right shape on the model's device whose
+        minimum and maximum lie in [0, 1] (up to rounding) has no NaN (min/max propagate it) and no infinity.
+        Anything else goes through ``as_batch``, which names the problem."""
+        if not (type(x) is torch.Tensor and x.dtype in (torch.float32, torch.float64) and x.dim() == 4
+                and x.shape[0] > 0 and x.shape[1:] == self.input_size and x.device == self.device):
+            return False
+        lo, hi = torch.aminmax(x)
+        return lo.item() >= -1e-3 and hi.item() <= 1 + 1e-3
 
     def run(self, x: torch.Tensor, layers: Sequence[str] = (), output: bool = True):
         """Forward ``x`` (pixels in [0, 1], unchecked) and return ``(output or None, {layer: activation})``.

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 _HOOK_DICTS = (
     "_forward_hooks",
@@ -51,15 +52,44 @@ def _hook_keys(module: nn.Module) -> dict[tuple[str, str], set]:
     return keys
 
 
-def _hooks_by_module(modules) -> dict[tuple[int, str], set]:
-    """Hook ids per (module, hook dict); ``module.__dict__`` avoids nn.Module's slow attribute lookup."""
-    keys = {}
-    for i, sub in enumerate(modules):
-        for attr in _HOOK_DICTS:
-            d = sub.__dict__.get(attr)
-            if d:
-                keys[(i, attr)] = set(d.keys())
-    return keys
+# a module's hook dicts, keyed by the id of the hook's RemovableHandle (the *_with_kwargs / *_always_called
+# dicts hold the same ids as _forward_hooks)
+_ALL_HOOK_DICTS = _HOOK_DICTS + ("_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+                                 "_forward_pre_hooks_with_kwargs", "_state_dict_pre_hooks",
+                                 "_load_state_dict_post_hooks")
+
+
+def _tree(module: nn.Module):
+    """Every submodule and every parameter once (as ``modules()`` / ``parameters()``), in one walk over
+    ``__dict__``: ``named_modules`` builds a name string per module and ``parameters()`` walks the tree a
+    second time, which together cost more than a forward pass of a small model."""
+    modules, params = [], []
+    seen_m, seen_p = set(), set()
+    stack = [module]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen_m:
+            continue
+        seen_m.add(id(m))
+        modules.append(m)
+        d = m.__dict__
+        for p in d["_parameters"].values():
+            if p is not None and id(p) not in seen_p:
+                seen_p.add(id(p))
+                params.append(p)
+        stack.extend(c for c in d["_modules"].values() if c is not None)
+    return modules, params
+
+
+def _drop_hooks_since(modules, first_id: int) -> None:
+    """Remove every hook registered with a handle id of ``first_id`` or more (handle ids only grow)."""
+    for m in modules:
+        d = m.__dict__
+        for attr in _ALL_HOOK_DICTS:
+            h = d.get(attr)
+            if h:
+                for k in [k for k in h if isinstance(k, int) and k >= first_id]:
+                    del h[k]
 
 
 @contextmanager
@@ -67,40 +97,36 @@ def preserved(module: nn.Module, eval_mode: bool = True, freeze: bool = True):
     """Run a block of engine code on ``module`` and leave the module exactly as it was found.
 
     Engine calls on a small model take a few milliseconds, so this bookkeeping touches only what it must
-    change: flags are written through ``__dict__`` (``nn.Module.__setattr__`` costs more than a small conv)."""
+    change: flags are written through ``__dict__`` (``nn.Module.__setattr__`` costs more than a small conv),
+    and hooks are told apart by their handle ids instead of a snapshot of every hook dict."""
     lock = _lock_for(module)
     with lock:
-        modules = list(module.modules())
-        training = [(m, m.training) for m in modules]
-        grads = [(p, p.requires_grad) for p in module.parameters()]
-        hooks_before = _hooks_by_module(modules)
+        first_hook = RemovableHandle.next_id
+        modules, params = _tree(module)
+        training = [m.__dict__["training"] for m in modules]
+        grads = [p.requires_grad for p in params]
         try:
             if eval_mode:
-                for m, flag in training:
+                for m, flag in zip(modules, training):
                     if flag:
                         m.__dict__["training"] = False
             if freeze:
-                for p, flag in grads:
+                for p, flag in zip(params, grads):
                     if flag:
                         p.requires_grad_(False)
             yield module
         finally:
-            for m, flag in training:
-                if m.__dict__.get("training") is not flag:
+            for m, flag in zip(modules, training):
+                if m.__dict__["training"] is not flag:
                     m.__dict__["training"] = flag
-            for p, flag in grads:
+            for p, flag in zip(params, grads):
                 if p.requires_grad is not flag:
                     p.requires_grad_(flag)
             # Backstop: a hook left behind by an interrupted call (e.g. KeyboardInterrupt between register and
             # the handle's remove) is dropped here so the user's model never accumulates featwidget hooks.
-            for i, sub in enumerate(modules):
-                for attr in _HOOK_DICTS:
-                    d = sub.__dict__.get(attr)
-                    if not d:
-                        continue
-                    keep = hooks_before.get((i, attr), set())
-                    for k in [k for k in d.keys() if k not in keep]:
-                        del d[k]
+            # Nothing was registered anywhere if the handle counter did not move.
+            if RemovableHandle.next_id != first_hook:
+                _drop_hooks_since(modules, first_hook)
 
 
 @dataclass

@@ -34,7 +34,8 @@ def _index(value: Index, batch: int, device, what: str) -> torch.Tensor:
 
 def _pick(values: torch.Tensor, idx: torch.Tensor, what: str) -> torch.Tensor:
     n = values.shape[1]
-    if bool(((idx < 0) | (idx >= n)).any()):
+    lo, hi = torch.aminmax(idx)
+    if lo.item() < 0 or hi.item() >= n:
         bad = idx[(idx < 0) | (idx >= n)][0].item()
         raise FeatwidgetError(f"{what} {bad} is out of range: valid values are 0 to {n - 1}.")
     return values.gather(1, idx[:, None].to(values.device))[:, 0]
@@ -124,7 +125,13 @@ class _ClassScore(Target):
         return output
 
     def evaluate(self, output, acts):
-        idx = _index(self.c, output.shape[0], output.device, "Class index")
+        c = self.c
+        if type(c) is int:  # one class for the whole batch: a column, no index tensor to build and check
+            n = output.shape[1]
+            if not 0 <= c < n:
+                raise FeatwidgetError(f"Class index {c} is out of range: valid values are 0 to {n - 1}.")
+            return self.scores(output)[:, c]
+        idx = _index(c, output.shape[0], output.device, "Class index")
         return _pick(self.scores(output), idx, "Class index")
 
 

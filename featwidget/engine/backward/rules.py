@@ -53,6 +53,8 @@ _GENERALIZED = {
 # a clamp is a ReLU when its lower bound is zero and it has no upper bound
 _CLAMPS = {"ClampBackward0", "ClampBackward1", "ClampMinBackward0", "ClampMinBackward1"}
 
+_ACTIVATIONS = frozenset({"ReluBackward0", "MaximumBackward0", *_GENERALIZED, *_CLAMPS})
+
 _warned: set = set()
 
 
@@ -140,15 +142,16 @@ def guide(value: torch.Tensor, rule: str) -> int:
     returns how many activation nodes it changed. ``backprop`` is autograd's own rule: nothing to do."""
     if check_rule(rule) == "backprop" or value.grad_fn is None:
         return 0
-    stack, seen, changed = [value.grad_fn], set(), 0
+    stack, seen, found = [value.grad_fn], {value.grad_fn}, []
     while stack:
         node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        changed += _hook_node(node, rule)
-        stack.extend(f for f, _ in node.next_functions if f is not None)
-    return changed
+        if node.name() in _ACTIVATIONS:
+            found.append(node)
+        for f, _ in node.next_functions:
+            if f is not None and f not in seen:
+                seen.add(f)
+                stack.append(f)
+    return sum(_hook_node(node, rule) for node in found)
 
 
 class RuleMode(TorchFunctionMode):
