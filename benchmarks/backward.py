@@ -39,7 +39,7 @@ from torch import nn
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import featwidget as fw  # noqa: E402
-from featwidget.engine.backward.smoothgrad import DEFAULT_BATCH_SIZE  # noqa: E402
+from featwidget.engine.backward.common import CHUNK_BYTES  # noqa: E402
 
 THREADS = int(os.environ.get("FW_BENCH_THREADS", "1"))
 TARGET = 3
@@ -286,7 +286,7 @@ def main():
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs, torch threads={THREADS}",
         "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "default_smoothgrad_batch_size": DEFAULT_BATCH_SIZE, "target_class": TARGET, "sigma": SIGMA,
+        "default_chunk_bytes_of_layer_outputs": CHUNK_BYTES, "target_class": TARGET, "sigma": SIGMA,
         "models": {},
     }
     out = ROOT / "benchmarks" / "results" / "backward.json"

@@ -100,6 +100,39 @@ def test_integrated_gradients_completeness_and_per_sample_targets():
         assert torch.allclose(batch, one_by_one, atol=1e-6)
 
 
+def test_integrated_gradients_completeness_on_the_demo_model_at_64_steps():
+    """The issue's check: attributions sum to f(x) - f(0) within 1 % at 64 steps, on 16 shapes-demo images
+    (the predicted logit; there the attributions' absolute sum is 9-133x |f(x) - f(0)|, so a 1 % sum needs
+    a far more accurate integral than a 1 % map). The midpoint rule misses it at the same cost."""
+    demo = fw.demo.load("shapes")
+    net, x = demo.network, demo.images[:16]
+    with torch.no_grad():
+        logits = net(x)
+        c = logits.argmax(1)
+        f = logits[torch.arange(16), c] - net(torch.zeros_like(x))[torch.arange(16), c]
+    err = {}
+    for adaptive in (True, False):
+        ig = fw.integrated_gradients(net, x, None, baseline="black", steps=64, adaptive=adaptive)
+        err[adaptive] = (ig.flatten(1).sum(1) - f).abs() / f.abs()
+    assert (err[True] < 0.01).all(), err[True]
+    assert err[False].max() > 2 * err[True].max(), err
+
+
+def test_adaptive_integrated_gradients_converges_to_the_integral_pixel_by_pixel():
+    """Completeness is one number; the map itself must approach the integral too. Reference: the midpoint
+    rule at 1,024 steps (it agrees with 4,096 steps within 0.3 % here)."""
+    demo = fw.demo.load("shapes")
+    net, x = demo.network, demo.images[:2]
+    ref = fw.integrated_gradients(net, x, None, steps=1024, adaptive=False)
+
+    def error(steps):
+        ig = fw.integrated_gradients(net, x, None, steps=steps)
+        return ((ig - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).max().item()
+
+    e32, e64, e128 = error(32), error(64), error(128)
+    assert e64 < 0.06 and e128 < e64 < e32, (e32, e64, e128)
+
+
 def test_integrated_gradients_of_a_linear_model_is_weight_times_difference():
     torch.manual_seed(0)
     m = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))

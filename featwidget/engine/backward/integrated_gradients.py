@@ -1,14 +1,15 @@
 """Integrated gradients (Sundararajan et al. 2017).
 
 IG_i = (x_i - x'_i) * integral over a in [0, 1] of d target / d x_i at x' + a (x - x'); attributions sum to
-f(x) - f(x') (completeness) up to the quadrature error. On a ReLU network the integrand jumps wherever a unit
-switches along the path, so a uniform grid can miss completeness by a few per cent at 64 steps on a trained
-model (measured on the shapes demo: 0.4-3.8 % with the midpoint rule). The default therefore spends half of
-the ``steps`` gradient evaluations on a uniform grid and places the other half by bisection where the
-exact increments of the target (known from the same forward passes) disagree with the quadrature.
-``adaptive=False`` gives the plain midpoint rule, in a low-discrepancy order for streaming. Gradients are
-computed ``batch_size`` path points at a time; the adaptive rule keeps the ``steps`` gradients of each image
-until the end (steps x C x H x W floats per image).
+f(x) - f(x') (completeness) up to the quadrature error. On a ReLU network the integrand jumps wherever a
+unit switches along the path -- on the trained shapes demo model nearly every one of 1,024 path intervals
+holds a switch -- so a uniform grid misses completeness by up to 7-10 % at 64 steps (16 demo images, black
+baseline: trapezoid 7.0 %, midpoint 10.3 % worst). The default (``adaptive=True``) places the gradient
+evaluations where the exact increments of the target (known from the same forward passes) are not
+explained, and integrates with the switch-point rule (see ``_adaptive``). ``adaptive=False`` gives the plain
+midpoint rule, in a low-discrepancy order for streaming. Gradients are computed ``batch_size`` path points at
+a time; the adaptive rule keeps the ``steps`` gradients of each image until the end (steps x C x H x W floats
+per image).
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ import torch
 from ..errors import FeatwidgetError
 from ..progress import report
 from ..safety import preserved
-from .common import chunks, fix_predicted, input_gradient, prepare, rows
-from .smoothgrad import DEFAULT_BATCH_SIZE, count
+from .common import chunks, default_batch_size, fix_predicted, input_gradient, prepare, rows
+from .smoothgrad import count
 from ..imaging import gaussian_blur
 
 BASELINES = ("black", "white", "blur")
@@ -28,11 +29,13 @@ def integrated_gradients(net, x, target=None, baseline=0.0, steps: int = 50, bat
                          adaptive: bool = True, progress=None) -> torch.Tensor:
     """(B, C, H, W) attributions. ``baseline``: a pixel value, a tensor (C,H,W) / (B,C,H,W) in pixel space,
     "black" (0), "white" (1) or "blur" (the image under a Gaussian blur of sigma = max(H, W) / 20).
-    ``adaptive`` (default) spends half of the ``steps`` gradient evaluations where the uniform half
-    integrates worst; ``adaptive=False`` is the plain midpoint rule."""
+    ``adaptive`` (default) spends three quarters of the ``steps`` gradient evaluations on a uniform grid and
+    places the rest where it integrates worst; ``adaptive=False`` is the plain midpoint rule."""
     steps = count("steps", steps)
-    size = count("batch_size", batch_size) if batch_size is not None else DEFAULT_BATCH_SIZE
+    if batch_size is not None:
+        count("batch_size", batch_size)
     net, x, t = prepare(net, x, target)
+    size = int(batch_size) if batch_size is not None else default_batch_size(net, x)
     base = make_baseline(baseline, x)
     diff = x - base
     with preserved(net.module):
@@ -65,21 +68,26 @@ def _uniform(net, base, diff, t, steps, size, progress):
 
 
 def _adaptive(net, base, diff, t, steps, size, progress):
-    """Half the steps on a uniform midpoint grid, the other half placed by bisection where the integral is
-    worst. For every path point the forward pass that computes the gradient also gives the target value, so
-    on each interval between points the exact increment f(b) - f(a) is known and the trapezoid estimate's
-    error on it, |f(b) - f(a) - (b - a) (x - x') . (g(a) + g(b)) / 2|, says where to add points (kinks of
-    ReLU networks make the integrand jump). The final estimate is the trapezoid rule on the chosen points
-    (flat ends up to alpha = 0 and 1, whose values come from one extra forward pass each)."""
+    """Gradient evaluations placed where the path needs them, integrated with the switch-point rule.
+
+    On a ReLU network the target along the path is piecewise linear, so the integrand ``g(alpha)`` is
+    piecewise constant and jumps wherever a unit switches. Every gradient evaluation also returns the target
+    value, so between two evaluated points ``a < b`` the exact increment ``I = f(b) - f(a)`` is known. If one
+    switch lies in ``(a, b)``, with directional derivatives ``d = g . (x - x')`` of ``d_a`` before and ``d_b``
+    after it, its position ``c`` solves ``d_a (c - a) + d_b (b - c) = I`` and the interval's integral is
+    exactly ``(c - a) g(a) + (b - c) g(b)`` (the switch-point rule; for a smooth target it is a trapezoid rule
+    with weights that match the increment). An increment that no single switch in ``[a, b]`` explains means
+    several switches: those intervals are bisected first (largest unexplained increment first), in rounds.
+
+    Three quarters of ``steps`` go to a uniform grid that includes both ends of the path, the rest is placed
+    round by round. (Measured on 16 shapes-demo images at 64 steps, against a 4,096-step reference: a quarter
+    on the grid gives the same completeness but a larger per-pixel error, 3.9 % vs 3.3 % mean relative L2;
+    the uniform coverage matters for the per-pixel integrand, which switches all along the path.) The rounds depend on each image alone, so an image gets the same points whether it is
+    explained alone or in a batch."""
     b, dev, dt = base.shape[0], base.device, base.dtype
-    images = torch.arange(b, device=dev)
-    with torch.no_grad():  # the target at the two ends of the path
-        ends = net.evaluate(torch.cat([base, base + diff]), rows(t, torch.cat([images, images]), b))
-    f0, f1 = ends[:b], ends[b:]
-    n0 = max(2, steps // 4)
-    alphas = [[] for _ in range(b)]
-    values, grads, dots = [[] for _ in range(b)], [[] for _ in range(b)], [[] for _ in range(b)]
-    todo = [(i, (k + 0.5) / n0) for k in range(n0) for i in range(b)]
+    n0 = max(2, (3 * steps) // 4 - 1)
+    paths = [_Path() for _ in range(b)]
+    todo = [(i, k / n0) for k in range(n0 + 1) for i in range(b)]
     done, total = 0, steps * b
     while todo:
         for start in range(0, len(todo), size):
@@ -88,52 +96,66 @@ def _adaptive(net, base, diff, t, steps, size, progress):
             alpha = torch.tensor([a for _, a in part], device=dev, dtype=dt)
             g, v = _evaluate(net, base, diff, t, image, alpha, with_value=True)
             d = (g * diff[image]).flatten(1).sum(1)
-            for j, (i, a) in enumerate(part):
-                alphas[i].append(a), values[i].append(float(v[j])), grads[i].append(g[j]), dots[i].append(float(d[j]))
+            for (i, a), gj, vj, dj in zip(part, g, v.tolist(), d.tolist()):
+                paths[i].add(a, vj, dj, gj)
             done += len(part)
             if progress is not None:
-                report(progress, done / total, diff * torch.stack([_trapezoid(alphas[i], grads[i]) for i in range(b)]))
-        left = steps - len(alphas[0])
+                report(progress, done / total, diff * torch.stack([p.integral() for p in paths]))
+        placed = len(paths[0].alphas)
+        left = steps - placed
         if left <= 0:
             break
-        # rounds grow with the points placed so far and do not depend on the batch: an image gets the same
-        # points whether it is explained alone or in a batch
-        per_round = min(left, max(4, len(alphas[0]) // 4))  # at least 4: batch-of-one passes are slow
-        todo = []
-        for i in range(b):
-            todo += [(i, a) for a in _worst_midpoints(alphas[i], values[i], dots[i], float(f0[i]), float(f1[i]),
-                                                      per_round)]
-    return torch.stack([_trapezoid(alphas[i], grads[i]) for i in range(b)])
+        # small rounds place points best (each sees the last one's answers); at least 4: batch-of-one passes
+        # are slow
+        per_round = min(left, max(4, placed // 4))
+        todo = [(i, a) for i, p in enumerate(paths) for a in p.worst_midpoints(per_round)]
+    return torch.stack([p.integral() for p in paths])
 
 
-def _worst_midpoints(alphas, values, dots, f0, f1, k):
-    """Midpoints of the k intervals whose trapezoid estimate misses the exact increment the most."""
-    order = sorted(range(len(alphas)), key=alphas.__getitem__)
-    a = [0.0] + [alphas[j] for j in order] + [1.0]
-    f = [f0] + [values[j] for j in order] + [f1]
-    s = [None] + [dots[j] for j in order] + [None]
-    errors = []
-    for j in range(len(a) - 1):
-        left = s[j] if s[j] is not None else s[j + 1]
-        right = s[j + 1] if s[j + 1] is not None else s[j]
-        errors.append((abs(f[j + 1] - f[j] - (a[j + 1] - a[j]) * (left + right) / 2), j))
-    errors.sort(reverse=True)
-    return [(a[j] + a[j + 1]) / 2 for _, j in errors[:k]]
+class _Path:
+    """The evaluated points of one image's path: alpha, target value f, directional derivative d, gradient."""
 
+    def __init__(self):
+        self.alphas, self.values, self.dots, self.grads = [], [], [], []
 
-def _trapezoid(alphas, grads) -> torch.Tensor:
-    """Trapezoid rule over the points in [0, 1], the integrand held flat before the first and after the last."""
-    order = sorted(range(len(alphas)), key=alphas.__getitem__)
-    a = torch.tensor([alphas[j] for j in order], dtype=grads[0].dtype, device=grads[0].device)
-    g = torch.stack([grads[j] for j in order])
-    w = torch.zeros_like(a)
-    w[0] += a[0]
-    w[-1] += 1 - a[-1]
-    if len(a) > 1:
-        half = (a[1:] - a[:-1]) / 2
-        w[:-1] += half
-        w[1:] += half
-    return (w[:, None, None, None] * g).sum(0)
+    def add(self, alpha, value, dot, grad):
+        self.alphas.append(alpha), self.values.append(value), self.dots.append(dot), self.grads.append(grad)
+
+    def _intervals(self):
+        """Sorted point order and, per interval, (left weight, right weight, unexplained increment)."""
+        order = sorted(range(len(self.alphas)), key=self.alphas.__getitem__)
+        out = []
+        for j, k in zip(order[:-1], order[1:]):
+            h = self.alphas[k] - self.alphas[j]
+            da, db = self.dots[j], self.dots[k]
+            inc = self.values[k] - self.values[j]
+            c = h / 2  # no jump in d: the trapezoid rule (any split gives the same scalar)
+            if da != db:
+                c = min(max((inc - db * h) / (da - db), 0.0), h)
+            out.append((c, h - c, abs(inc - c * da - (h - c) * db), abs(inc - h * (da + db) / 2)))
+        return order, out
+
+    def integral(self) -> torch.Tensor:
+        """Switch-point rule over the points so far; the integrand held flat beyond the outermost points (only
+        while streaming: the final point set includes both ends)."""
+        order, intervals = self._intervals()
+        w = [0.0] * len(order)
+        w[0] += self.alphas[order[0]]
+        w[-1] += 1.0 - self.alphas[order[-1]]
+        for n, (left, right, _, _) in enumerate(intervals):
+            w[n] += left
+            w[n + 1] += right
+        weights = torch.tensor(w, dtype=self.grads[0].dtype, device=self.grads[0].device)
+        return torch.einsum("k,k...->...", weights, torch.stack([self.grads[j] for j in order]))
+
+    def worst_midpoints(self, k: int) -> list[float]:
+        """Midpoints of the k intervals with the largest unexplained increment (ties: the largest trapezoid
+        error, which also orders smooth targets, where every increment is explained)."""
+        order, intervals = self._intervals()
+        tol = 1e-5 * max(map(abs, self.values))  # float32 round-off of an explained increment
+        key = sorted(range(len(intervals)), reverse=True,
+                     key=lambda n: (intervals[n][2] if intervals[n][2] > tol else 0.0, intervals[n][3]))
+        return [(self.alphas[order[n]] + self.alphas[order[n + 1]]) / 2 for n in key[:k]]
 
 
 def make_baseline(baseline, x: torch.Tensor) -> torch.Tensor:
