@@ -54,6 +54,26 @@ def test_grad_cam_matches_its_definition_at_a_chosen_layer():
     assert torch.allclose(fw.guided_grad_cam(m, x, 2, layer="2"), guided * raw, atol=1e-6)
 
 
+@pytest.mark.parametrize("model", ["demo", "resnet18"])
+def test_guided_grad_cam_is_one_forward_pass_and_equals_its_two_pass_definition(model_zoo, model):
+    if model == "demo":
+        net, x, layer = fw.demo.load("shapes").network, fw.demo.load("shapes").images[:3], "layer2"
+    else:
+        module, size = model_zoo["resnet18"]
+        net, x, layer = fw.wrap(module, input_size=size), torch.rand(2, *size), None
+    calls = []
+    handle = net.module.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        for target in (None, 3, fw.Logit(1) - fw.Logit(2)):
+            calls.clear()
+            one = fw.guided_grad_cam(net, x, target, layer=layer)
+            assert calls == [1]
+            two = fw.grad_cam(net, x, target, layer=layer) * fw.guided_backprop(net, x, target)
+            assert torch.equal(one, two) and one.abs().sum() > 0
+    finally:
+        handle.remove()
+
+
 @pytest.mark.parametrize("name,layer", [("resnet18", "layer4"), ("vgg11", "features.19"),
                                         ("alexnet", "features.11"), ("mobilenet_v3_small", "features")])
 def test_grad_cam_default_layer_is_the_last_convolutional_feature_map(model_zoo, name, layer):

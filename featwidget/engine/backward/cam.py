@@ -17,7 +17,8 @@ from ..errors import FeatwidgetError
 from ..network import Network
 from ..safety import preserved
 from ..targets import Combination, Logit, Predicted, Target
-from .common import input_gradient, prepare
+from .common import prepare
+from .rules import guide
 
 _POOLS = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)
 
@@ -49,22 +50,41 @@ def grad_cam(net, x, target=None, layer: str | None = None, relu: bool = True) -
     net, x, t = prepare(net, x, target)
     layer = default_layer(net) if layer is None else layer
     net.layer(layer)
-    with preserved(net.module):
+    with preserved(net.module), torch.enable_grad():
         a, value = _tapped(net, x, t, layer)
-        (g,) = torch.autograd.grad(value.sum(), a)
-        alpha = g.flatten(2).mean(2)[:, :, None, None]
-        m = (alpha * a.detach()).sum(1, keepdim=True)
-        if relu:
-            m = m.clamp(min=0)
-    return upsample(m, x)
+        return upsample(_weighted(a, value, relu), x)
 
 
 def guided_grad_cam(net, x, target=None, layer: str | None = None) -> torch.Tensor:
-    """Guided backpropagation times the (upsampled) Grad-CAM map, (B, C, H, W)."""
+    """Guided backpropagation times the (upsampled) Grad-CAM map, (B, C, H, W).
+
+    One forward pass serves both: the plain gradient at the Grad-CAM layer is taken first (autograd runs only
+    the head, between the target and the layer), then the guided rule is put on the same graph and the
+    gradient taken down to the input."""
     net, x, t = prepare(net, x, target)
-    heat = grad_cam(net, x, t, layer)
-    with preserved(net.module):
-        return input_gradient(net, x, t, "guided") * heat
+    layer = default_layer(net) if layer is None else layer
+    net.layer(layer)
+    with preserved(net.module), torch.enable_grad():
+        xg = x.detach().requires_grad_(True)
+        a, value = _tapped(net, xg, t, layer)
+        heat = _weighted(a, value, True, keep_graph=True)
+        if heat is None:
+            raise _unrelated(t, layer)
+        heat = upsample(heat, x)
+        guide(value, "guided")
+        (g,) = torch.autograd.grad(value.sum(), xg)
+    return g * heat
+
+
+def _weighted(a: torch.Tensor, value: torch.Tensor, relu: bool, keep_graph: bool = False):
+    """sum_k alpha_k A_k with alpha_k the spatial mean of d value / d A_k (then ReLU), (B, 1, h, w); None if
+    the value does not depend on ``a``."""
+    (g,) = torch.autograd.grad(value.sum(), a, retain_graph=keep_graph, allow_unused=True)
+    if g is None:
+        return None
+    alpha = g.flatten(2).mean(2)[:, :, None, None]
+    m = (alpha * a.detach()).sum(1, keepdim=True)
+    return m.clamp(min=0) if relu else m
 
 
 def default_layer(net: Network) -> str:
@@ -89,17 +109,18 @@ def upsample(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _tapped(net: Network, x, target: Target, layer: str):
-    """(activation of ``layer`` as a leaf requiring grad, target value). The graph starts at the layer, so the
-    backward pass stops there; the activation is the layer's last call (as in ``net.activations``)."""
+    """(activation of ``layer``, target value), the activation being the layer's last call (as in
+    ``net.activations``). For an ``x`` without grad the activation is a leaf: the graph starts at the layer
+    and a backward pass stops there. For an ``x`` with grad the graph runs on from ``x`` through it."""
     module, calls = net.submodule(layer), net.layer(layer).calls
     seen, tapped = [0], []
 
     def hook(mod, inp, out):
         seen[0] += 1
         if seen[0] == calls and isinstance(out, torch.Tensor):
-            leaf = out.detach().requires_grad_(True)
-            tapped.append(leaf)
-            return leaf.clone()  # a later in-place op (ReLU(inplace=True)) must not touch the leaf
+            a = out.clone() if x.requires_grad else out.detach().requires_grad_(True)
+            tapped.append(a)
+            return a.clone()  # a later in-place op (ReLU(inplace=True)) must not touch the tapped tensor
 
     handle = module.register_forward_hook(hook)
     try:
@@ -108,11 +129,15 @@ def _tapped(net: Network, x, target: Target, layer: str):
     finally:
         handle.remove()
     if not tapped or not value.requires_grad:
-        raise FeatwidgetError(
-            f"The target {target!r} does not depend on layer {layer!r}: pick a layer before the deepest layer "
-            f"the target reads (see net.layers)."
-        )
+        raise _unrelated(target, layer)
     return tapped[0], value
+
+
+def _unrelated(target: Target, layer: str) -> FeatwidgetError:
+    return FeatwidgetError(
+        f"The target {target!r} does not depend on layer {layer!r}: pick a layer before the deepest layer "
+        f"the target reads (see net.layers)."
+    )
 
 
 def _logit_linear(t: Target) -> bool:
