@@ -5,9 +5,11 @@ layer's energy, a logit, a probability, a log-probability, or any weighted sum o
 regularizers and random transforms. One step is: decode the parameterization, transform the batch (one
 ``grid_sample``), forward *up to the deepest layer the objective reads*, backward to the parameterization
 only (the model's parameters are frozen for the call), an Adam update, then the optional between-step
-operations (blur, clip, Langevin noise). Settings are re-read at every step (see ``Settings``). A step that
-follows one where some image got an exactly zero gradient (a unit behind a switched-off ReLU) runs with
-redirected ReLU gradients (``redirect.py``), so a dead start gets moving.
+operations (blur, clip, Langevin noise). Settings are re-read at every step (see ``Settings``). Once a step
+has given some image an exactly zero gradient (a unit behind a switched-off ReLU), the step after next runs
+with redirected ReLU gradients (``redirect.py``), so a dead start gets moving; the flag is read two steps late
+so that the host never waits for the device. The loop's own bookkeeping reads nothing back to the host
+unless a ``progress`` callback asks for a preview.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from ..safety import preserved
 from ..targets import as_target
 from . import param as P
 from . import transforms as T
+from .adam import Adam
 from .redirect import RedirectedRelu
 from .regularizers import OPERATIONS, Penalty, REGULARIZERS
 from .settings import Settings, knobs
@@ -171,8 +174,10 @@ def optimize(net: Network, target, plan: list, batch: int, settings: Settings, r
     channels, device = net.input_size[0], net.device
     total = sum(n for _, n in plan)
     values, losses = [], []
+    # per step: did some image get a zero objective or an exactly zero gradient (a dead ReLU start)? Kept on
+    # the device and read two steps later, when that step has long finished: the host never waits for it.
+    dead = []
     done = 0
-    stuck = False  # did some image get an exactly zero gradient in the last step (a dead ReLU start)?
     image = start
     with preserved(net.module):
         for octave, (size, n) in enumerate(plan):
@@ -180,17 +185,19 @@ def optimize(net: Network, target, plan: list, batch: int, settings: Settings, r
                 image = F.interpolate(image, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
             p = P.make(settings.param, batch, channels, size, settings.decorrelate, device, rng, image, generator,
                        perturb=octave == 0)
-            opt = adam(p.tensors, settings.step_size)
+            opt = Adam(p.tensors, settings.step_size)
             for _ in range(n):
                 if settings.param != p.kind or (settings.decorrelate and channels == 3) != p.decorrelate:
                     with torch.no_grad():
                         current = p.image()
                     p = P.make(settings.param, batch, channels, size, settings.decorrelate, device, rng, current,
                                generator)
-                    opt = adam(p.tensors, settings.step_size)
-                value, loss, stuck = _step(net, target, p, opt, settings, rng, done, stuck)
+                    opt = Adam(p.tensors, settings.step_size)
+                redirect = len(dead) >= 2 and bool(dead[-2])
+                value, loss, stuck = _step(net, target, p, opt, settings, rng, done, redirect)
                 values.append(value)
                 losses.append(loss)
+                dead = [dead[-1], stuck] if dead else [stuck]
                 done += 1
                 preview = done % settings.preview_every == 0 or done == total
                 partial = None
@@ -204,17 +211,8 @@ def optimize(net: Network, target, plan: list, batch: int, settings: Settings, r
     return Synthesis(image, torch.stack(values), torch.stack(losses))
 
 
-def adam(tensors, lr):
-    # The fused kernel is one call per step instead of a dozen small ops: about 1 ms saved per step at 128 px.
-    try:
-        return torch.optim.Adam(tensors, lr=lr, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(tensors, lr=lr)
-
-
-def _step(net, target, p, opt, settings, rng, index, stuck):
-    for g in opt.param_groups:
-        g["lr"] = settings.step_size
+def _step(net, target, p, opt, settings, rng, index, redirect):
+    opt.lr = settings.step_size
     regs = dict(settings.regularizers)  # a slider thread may add entries mid-step
     img = p.image()
     blur_grad = regs.get("grad_blur")
@@ -225,7 +223,7 @@ def _step(net, target, p, opt, settings, rng, index, stuck):
     need_img_grad = any(getattr(r, "needs_gradient", False) for r in ops)
     x = T.apply(img, dict(settings.transforms), rng)
     try:
-        with RedirectedRelu() if stuck else contextlib.nullcontext():
+        with RedirectedRelu() if redirect else contextlib.nullcontext():
             value = net.evaluate(x, target)
     except RuntimeError as e:
         raise FeatwidgetError(
@@ -235,15 +233,14 @@ def _step(net, target, p, opt, settings, rng, index, stuck):
         ) from e
     loss = -value.sum()
     for r in regs.values():
-        if isinstance(r, Penalty) and r.active:
+        if isinstance(r, Penalty) and r.active:  # a zero weight costs nothing
             loss = loss + r.value * r.penalty(img).sum()
     wrt = p.tensors + ([img] if need_img_grad else [])
     grads = torch.autograd.grad(loss, wrt)
-    for t, g in zip(p.tensors, grads):
-        t.grad = g
-    # a zero objective (a switched-off unit) or a zero gradient: the next step redirects ReLU gradients
-    stuck = bool((value.detach() == 0).any() or (grads[0].flatten(1).abs().amax(1) == 0).any())
-    opt.step()
+    value = value.detach()
+    # a zero objective (a switched-off unit) or a zero gradient for some image: redirect ReLU gradients soon
+    stuck = (torch.minimum(value.abs(), grads[0].flatten(1).abs().amax(1)) == 0).any()
+    opt.step(grads[:len(p.tensors)])
     with torch.no_grad():
         if settings.noise > 0:
             for t in p.tensors:
@@ -253,4 +250,4 @@ def _step(net, target, p, opt, settings, rng, index, stuck):
             for r in ops:
                 out = r.apply(out, grads[-1] if need_img_grad else None)
             p.set_image(out)
-    return value.detach(), loss.detach(), stuck
+    return value, loss.detach(), stuck

@@ -6,8 +6,8 @@ is active, a ReLU whose ordinary gradient is zero for an image instead passes th
 would push the ReLU's input *up* (towards switching the unit on), and blocks it where it would push an
 already negative input further down. Images that do get an ordinary gradient keep it unchanged.
 
-``fw.maximize`` turns the mode on only for steps that follow a step in which some image of the batch got a
-zero gradient, so a healthy run pays nothing for it. The rectifier calls are found the way the backward
+``fw.maximize`` turns the mode on only for the step after next of one in which some image of the batch got
+a zero gradient, so a healthy run pays nothing for it. The rectifier calls are found the way the backward
 rules find them (``engine/backward/rules.py``): a ``TorchFunctionMode`` sees every ``F.relu`` /
 ``torch.relu(_)`` / ``Tensor.relu(_)`` call, ``nn.ReLU`` modules included; the user's module is not touched.
 """

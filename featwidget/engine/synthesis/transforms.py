@@ -11,6 +11,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -59,12 +60,9 @@ def standard(size: int) -> dict:
 
 
 @functools.lru_cache(maxsize=8)
-def _base_grid(h: int, w: int, device, dtype) -> torch.Tensor:
-    """(H*W, 3) rows (x, y, 1) of pixel centres in normalized units; what affine_grid rebuilds at every call."""
-    ys = (torch.arange(h, dtype=torch.float64) * 2 + 1) / h - 1
-    xs = (torch.arange(w, dtype=torch.float64) * 2 + 1) / w - 1
-    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([xx, yy, torch.ones_like(xx)], -1).view(-1, 3).to(device, dtype)
+def _centres(n: int, device, dtype) -> torch.Tensor:
+    """Pixel centres of an axis of ``n`` pixels in grid_sample's normalized units (align_corners=False)."""
+    return ((torch.arange(n, dtype=torch.float64) * 2 + 1) / n - 1).to(device, dtype)
 
 
 def apply(img: torch.Tensor, transforms: dict, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -75,33 +73,43 @@ def apply(img: torch.Tensor, transforms: dict, generator: torch.Generator | None
     degrees = transforms["rotate"].value if "rotate" in transforms else 0.0
     if not (pad or jitter or spread or degrees):
         return img
-    b = img.shape[0]
+    # zoom, angle, shift x, shift y for every image from one draw (the same stream as four draws of B);
+    # the few numbers per image are cheaper to combine in numpy than as a dozen tiny tensor operations
+    u = torch.rand(4, img.shape[0], generator=generator, dtype=torch.float64).numpy()
 
-    def uniform(lo, hi):
-        return torch.rand(b, generator=generator, dtype=torch.float64) * (hi - lo) + lo
+    def uniform(r, lo, hi):
+        return r * (hi - lo) + lo
 
-    scale = uniform(1 - spread, 1 + spread)
-    angle = uniform(-degrees, degrees)
-    shift = torch.stack([uniform(-jitter, jitter), uniform(-jitter, jitter)], 1).round()
+    scale = uniform(u[0], 1 - spread, 1 + spread)
+    angle = uniform(u[1], -degrees, degrees)
+    shift = np.stack([uniform(u[2], -jitter, jitter), uniform(u[3], -jitter, jitter)], 1).round()
     return warp(img, pad, scale, angle, shift)
 
 
-def warp(img: torch.Tensor, pad: int, scale: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+def _float64(v) -> np.ndarray:
+    return v.detach().cpu().double().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, np.float64)
+
+
+def warp(img: torch.Tensor, pad: int, scale, angle, shift) -> torch.Tensor:
     """Zoom by ``scale`` (B,), rotate by ``angle`` degrees (B,), shift by ``shift`` (B, 2) pixels (x, y), all
-    about the image centre, onto a canvas ``pad`` pixels larger on each side, filled with mid-gray."""
+    about the image centre, onto a canvas ``pad`` pixels larger on each side, filled with mid-gray. The
+    amounts are tensors or arrays."""
     b, c, h, w = img.shape
     hc, wc = h + 2 * pad, w + 2 * pad
-    a = angle.to(torch.float64) * (math.pi / 180)
-    s = scale.to(torch.float64)
-    cos, sin = torch.cos(a) / s, torch.sin(a) / s
-    # output pixel p (centred, pixel units) samples input q = M^-1 (p - t), with M = s * R(a);
-    # affine_grid works in normalized units, hence the diagonal rescalings by the canvas and image sizes.
-    inv = torch.stack([torch.stack([cos, sin], 1), torch.stack([-sin, cos], 1)], 1)  # (B, 2, 2) = M^-1
-    d_out = torch.tensor([wc / 2, hc / 2], dtype=torch.float64)
-    d_in = torch.tensor([w / 2, h / 2], dtype=torch.float64)
-    lin = inv * d_out.view(1, 1, 2) / d_in.view(1, 2, 1)
-    offset = -(inv @ shift.to(torch.float64).unsqueeze(2)).squeeze(2) / d_in
-    theta = torch.cat([lin, offset.unsqueeze(2)], 2).to(img.device, img.dtype)
-    grid = (_base_grid(hc, wc, img.device, img.dtype) @ theta.transpose(1, 2)).view(b, hc, wc, 2)
+    a = _float64(angle) * (math.pi / 180)
+    s = _float64(scale)
+    cos, sin = np.cos(a) / s, np.sin(a) / s
+    sx, sy = _float64(shift).T
+    # Output pixel p (centred, pixel units) samples input q = M^-1 (p - t), with M = s R(a). In grid_sample's
+    # normalized units (canvas half-sizes wc/2, hc/2 out, image half-sizes w/2, h/2 in) that is
+    # theta = [[cos wc/w, sin hc/w, -(cos sx + sin sy) 2/w], [-sin wc/h, cos hc/h, (sin sx - cos sy) 2/h]].
+    theta = np.stack([cos * (wc / w), sin * (hc / w), -(cos * sx + sin * sy) * (2 / w),
+                      -sin * (wc / h), cos * (hc / h), (sin * sx - cos * sy) * (2 / h)], 1)
+    theta = torch.from_numpy(theta).to(img.device, img.dtype).view(b, 1, 2, 3)
+    # The map is affine, so the grid is a sum of a per-column and a per-row term: two small outer products
+    # and one broadcast add instead of a (H*W, 3) x (3, 2) matrix product per image (affine_grid).
+    cols = _centres(wc, img.device, img.dtype).view(1, wc, 1) * theta[:, :, :, 0]  # (B, W, 2)
+    rows = torch.addcmul(theta[:, :, :, 2], _centres(hc, img.device, img.dtype).view(1, hc, 1), theta[:, :, :, 1])
+    grid = cols.unsqueeze(1) + rows.unsqueeze(2)  # (B, H, W, 2)
     # sampling the centred image makes the zero padding of grid_sample a mid-gray fill
     return F.grid_sample(img - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
