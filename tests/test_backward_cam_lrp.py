@@ -203,6 +203,13 @@ def test_lrp_names_the_layer_it_cannot_handle(model_zoo):
         assert_unchanged(module, snap)
 
 
+def test_lrp_refuses_probability_targets_and_points_to_the_logit():
+    m = BiasFree()
+    for target in (fw.Prob(1), fw.LogProb([0, 2]), fw.Logit(3) - 0.5 * fw.Prob(1)):
+        with pytest.raises(fw.FeatwidgetError, match=r"not for fw.(Prob|LogProb).*target=fw.Logit\("):
+            fw.lrp(m, torch.rand(2, 3, 16, 16), target)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(rule="z+"), "Unknown LRP rule 'z\\+'"), (dict(input_rule="flat"), "Unknown input_rule 'flat'"),
     (dict(epsilon=-1.0), "epsilon must be"), (dict(rule="alpha_beta", alpha=2, beta=2), "alpha - beta = 1"),

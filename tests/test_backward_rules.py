@@ -45,7 +45,9 @@ class TwoLayer(nn.Module):
         s = self.fc1(x.flatten(1))
         h = {"module": lambda: self.act(s), "inplace_module": lambda: self.act(s), "F.relu": lambda: F.relu(s),
              "torch.relu": lambda: torch.relu(s), "torch.relu_": lambda: torch.relu_(s),
-             "Tensor.relu_": lambda: s.relu_()}[self.how]()
+             "Tensor.relu_": lambda: s.relu_(), "clamp": lambda: s.clamp(min=0),
+             "torch.clamp": lambda: torch.clamp(s, min=0), "clamp_min": lambda: torch.clamp_min(s, 0),
+             "clamp_": lambda: s.clamp_(min=0), "maximum": lambda: torch.maximum(s, torch.zeros(()))}[self.how]()
         return self.fc2(h)
 
 
@@ -56,7 +58,11 @@ class TwoLayer(nn.Module):
 HAND = {"backprop": [3.0, -1.0, -2.0, 0.5], "deconvnet": [1.25, -0.75, -0.25, 1.0], "guided": [1.0, -1.0, 0.0, 0.5]}
 
 
-@pytest.mark.parametrize("how", ["module", "inplace_module", "F.relu", "torch.relu", "torch.relu_", "Tensor.relu_"])
+WAYS = ["module", "inplace_module", "F.relu", "torch.relu", "torch.relu_", "Tensor.relu_", "clamp", "torch.clamp",
+        "clamp_min", "clamp_", "maximum"]
+
+
+@pytest.mark.parametrize("how", WAYS)
 @pytest.mark.parametrize("rule", list(HAND))
 def test_three_relu_rules_match_hand_computed_values(how, rule):
     model = TwoLayer(how)
@@ -101,6 +107,42 @@ def test_functional_relu_model_equals_the_same_model_with_relu_modules(rule):
     ga, gb = fw.gradient(a, x, rule=rule), fw.gradient(b, x, rule=rule)
     assert torch.allclose(ga, gb, atol=1e-7)
     assert not torch.allclose(ga, fw.gradient(a, x), atol=1e-4)  # the rule really changed something
+
+
+class ClampNet(FunctionalNet):
+    """FunctionalNet with its ReLUs written as a maximum and a clamp."""
+
+    def forward(self, x):
+        x = torch.maximum(self.c1(x), torch.zeros(()))
+        x = torch.clamp_min(self.c2(x), 0)
+        return self.fc(x.mean((2, 3)))
+
+
+@pytest.mark.parametrize("rule", ["guided", "deconvnet"])
+@pytest.mark.parametrize("tie", [False, True])
+def test_relu_written_as_clamp_gets_the_rule_of_relu_exactly(rule, tie):
+    torch.manual_seed(4)
+    a, b = ClampNet(), ModuleNet()
+    x = torch.rand(2, 3, 16, 16)
+    if tie:  # pre-activations exactly zero, where torch.maximum passes g / 2 and a ReLU passes nothing
+        with torch.no_grad():
+            b.c1.bias.zero_()
+        x[:, :, 4:12, 4:12] = 0
+    a.load_state_dict(b.state_dict())
+    assert torch.equal(fw.gradient(a, x, 1, rule=rule), fw.gradient(b, x, 1, rule=rule))
+    assert not torch.allclose(fw.gradient(a, x, 1, rule=rule), fw.gradient(a, x, 1), atol=1e-4)
+    # a clamp with an upper bound, or a lower bound other than zero, is no ReLU: the plain gradient
+    assert fw.engine.backward.rules.guide(torch.rand(3, requires_grad=True).clamp(0, 6).sum(), rule) == 0
+    assert fw.engine.backward.rules.guide(torch.rand(3, requires_grad=True).clamp(min=0.1).sum(), rule) == 0
+
+
+def test_lrp_treats_a_clamp_relu_as_a_relu():
+    torch.manual_seed(5)
+    a, b = ClampNet(), ModuleNet()
+    a.load_state_dict(b.state_dict())
+    x = torch.rand(2, 3, 16, 16)
+    for rule in ("epsilon", "gamma", "alpha_beta"):
+        assert torch.allclose(fw.lrp(a, x, 2, rule=rule), fw.lrp(b, x, 2, rule=rule), atol=1e-7)
 
 
 class SeparateReluBlock(nn.Module):

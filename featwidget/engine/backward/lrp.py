@@ -28,6 +28,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..errors import FeatwidgetError
 from ..safety import preserved
+from ..targets import Combination, LogProb, Prob, Target
 from .common import prepare
 
 RULES = ("epsilon", "gamma", "alpha_beta")
@@ -52,7 +53,12 @@ def lrp(net, x, target=None, rule: str = "epsilon", epsilon: float = 1e-6, gamma
         alpha: float = 2.0, beta: float = 1.0, input_rule: str = "zb") -> torch.Tensor:
     """Relevance of every input pixel and channel, (B, C, H, W); for a logit target on a bias-free ReLU
     network the relevances sum to the logit. ``input_rule="zb"`` uses the z^B rule at the first layer,
-    "same" the layer rule everywhere."""
+    "same" the layer rule everywhere.
+
+    LRP explains scores that are sums of contributions: class logits (``None``, an index, ``fw.Logit``),
+    hidden units and channel means, and combinations of these (``fw.Logit(c) - fw.Logit(d)``: what speaks
+    for c against d). ``fw.Prob`` / ``fw.LogProb`` pass through the softmax, which couples every class and
+    has no relevance-conserving rule; they raise an error that points to the logit instead."""
     if rule not in RULES:
         raise FeatwidgetError(f"Unknown LRP rule {rule!r}; use one of {', '.join(map(repr, RULES))}.")
     if input_rule not in INPUT_RULES:
@@ -64,6 +70,7 @@ def lrp(net, x, target=None, rule: str = "epsilon", epsilon: float = 1e-6, gamma
         raise FeatwidgetError(f"The alpha-beta rule conserves relevance only when alpha - beta = 1; got alpha="
                               f"{alpha}, beta={beta}. Try alpha=2, beta=1 or alpha=1, beta=0.")
     net, x, t = prepare(net, x, target)
+    _check_target(t)
     xn = net.normalize(x)
     bounds = None
     with preserved(net.module), torch.enable_grad():
@@ -85,6 +92,18 @@ def lrp(net, x, target=None, rule: str = "epsilon", epsilon: float = 1e-6, gamma
             if g is not None:
                 relevance = relevance + b.detach() * g
     return relevance
+
+
+def _check_target(t: Target) -> None:
+    for _, term in (t.terms if isinstance(t, Combination) else ((1.0, t),)):
+        if isinstance(term, (Prob, LogProb)):
+            kind = type(term).__name__
+            raise FeatwidgetError(
+                f"LRP conserves relevance for class scores, not for fw.{kind}: the softmax couples every class "
+                f"and has no LRP rule. Explain the logit with target=fw.Logit({term.c!r}) (its relevances sum "
+                f"to the logit), a contrast such as fw.Logit({term.c!r}) - fw.Logit(other), or use "
+                f"fw.gradient / fw.integrated_gradients for the {kind.lower()} itself."
+            )
 
 
 def _stab(z: torch.Tensor, eps: float) -> torch.Tensor:
