@@ -271,3 +271,28 @@ def test_an_observer_of_result_may_start_a_new_request():
     v.wait(10)
     assert v.result["value"] == 4 and v.seq == v.result_seq == 2
     v.close()
+
+
+EXIT_WHILE_RUNNING = """
+import sys, time
+import featwidget as fw
+demo = fw.demo.load("shapes")
+view = fw.Attribution(demo.network, demo.images[0], method="smoothgrad", samples=200000)
+deadline = time.monotonic() + 30
+while view.progress == 0.0 and time.monotonic() < deadline:  # torch is busy on the worker thread now
+    time.sleep(0.05)
+print("exiting", view.status, flush=True)
+"""
+
+
+def test_python_exits_cleanly_while_a_view_is_computing():
+    """A daemon worker still inside torch at interpreter shutdown aborts the process ("terminate called
+    without an active exception"): the views cancel and join their workers at exit."""
+    import subprocess
+    import sys
+
+    t0 = time.monotonic()
+    run = subprocess.run([sys.executable, "-c", EXIT_WHILE_RUNNING], capture_output=True, text=True, timeout=180)
+    assert "exiting running" in run.stdout, run.stdout + run.stderr
+    assert run.returncode == 0 and "terminate called" not in run.stderr, (run.returncode, run.stderr[-2000:])
+    assert time.monotonic() - t0 < 120

@@ -41,6 +41,7 @@ enqueue a request, so the kernel stays responsive. One daemon worker per view do
 """
 from __future__ import annotations
 
+import atexit
 import pathlib
 import queue
 import threading
@@ -60,6 +61,7 @@ _TORCH = {"float32": torch.float32, "float16": torch.float16, "uint8": torch.uin
 _NUMPY = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
 _PARTIAL_EVERY_S = 0.1  # at most ~10 partial pictures a second: the wire, not the engine, is the limit
 _PROGRESS_EVERY_S = 0.05
+_EXIT_WAIT_S = 10.0  # at interpreter exit, how long to wait for a running computation to stop
 
 DEFAULT_WRAP_HINT = (
     "Pass mean/std to fw.wrap: this plain nn.Module was wrapped with defaults (mean 0, std 1, input size from "
@@ -157,6 +159,7 @@ class View(anywidget.AnyWidget):
         self._last_partial = 0.0
         self._last_progress = 0.0
         self.running_seq = 0  # the seq compute() is working for (read it there, not the `seq` trait)
+        _live.add(self)
         self.observe(self._on_compute_trait, names=list(self.compute_traits))
 
     # ------------------------------------------------------------------ for subclasses
@@ -272,6 +275,26 @@ class View(anywidget.AnyWidget):
         if q is not None:
             q.put(None)
         super().close()
+
+
+_live: "weakref.WeakSet[View]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_workers() -> None:
+    """Cancel running computations and let the workers finish before the interpreter tears down: a daemon
+    thread still inside torch when Python exits aborts the process ("terminate called without an active
+    exception")."""
+    workers = []
+    for view in list(_live):
+        with view._lock:
+            view._latest += 1  # supersedes the running request: its next progress check raises Cancelled
+        view._queue.put(None)
+        if view._worker is not None and view._worker.is_alive():
+            workers.append(view._worker)
+    deadline = time.monotonic() + _EXIT_WAIT_S
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
 
 
 def _work(ref, q: queue.Queue) -> None:

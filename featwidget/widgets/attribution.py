@@ -59,16 +59,19 @@ class Attribution(HeatmapView):
         network, x, hint = adopt(net, image)
         layers = [l.name for l in network.layers if len(l.out_shape) == 3]
         index, custom = split_target(target)
+        if not kwargs.get("layer"):
+            try:
+                kwargs["layer"] = backward.default_layer(network)
+            except FeatwidgetError:
+                kwargs["layer"] = layers[-1] if layers else ""
+        # everything that runs the model on this thread comes before the first request: a running request
+        # holds the model, and the kernel would wait for it
+        predictions = top_predictions(network, x)
         super().__init__(method=method, target=index, layers=layers, classes=list(network.classes),
                          target_label=repr(custom) if custom is not None else "", hint=hint, **kwargs)
         self.net, self.x, self._custom = network, x, custom
-        if not self.layer:
-            try:
-                self.layer = backward.default_layer(network)
-            except FeatwidgetError:
-                self.layer = layers[-1] if layers else ""
         self.input_image = image_payload(x[0])
-        self.predictions = top_predictions(network, x)
+        self.predictions = predictions
         self.request()
 
     # ------------------------------------------------------------------ engine calls
