@@ -1,5 +1,6 @@
 """The view machinery without a browser: binary tensor transport, one worker per view, supersede-and-cancel,
 partial results, errors, PNG export."""
+import json
 import struct
 import threading
 import time
@@ -296,3 +297,32 @@ def test_python_exits_cleanly_while_a_view_is_computing():
     assert "exiting running" in run.stdout, run.stdout + run.stderr
     assert run.returncode == 0 and "terminate called" not in run.stderr, (run.returncode, run.stderr[-2000:])
     assert time.monotonic() - t0 < 120
+
+
+def test_a_missing_bundle_renders_a_build_hint_instead_of_breaking_the_import():
+    from featwidget.widgets._base import static_file
+
+    assert static_file("activations.js").exists()
+    esm = static_file("no-such-view.js")
+    assert isinstance(esm, str) and "textContent" in esm and "npm run build" in esm and "innerHTML" not in esm
+    assert static_file("no-such.css") == ""
+
+
+def test_the_missing_bundle_stand_in_is_a_module_that_renders_the_hint_as_text(tmp_path):
+    import shutil
+    import subprocess
+
+    from featwidget.widgets._base import static_file
+
+    node = shutil.which("node")
+    assert node, "node is installed by .ci/install (the JS unit tests need it too)"
+    (tmp_path / "view.mjs").write_text(static_file("no-such-view.js"))
+    (tmp_path / "run.mjs").write_text(
+        "globalThis.document = { createElement: (tag) => ({ tag, textContent: '' }) };\n"
+        "const { default: widget } = await import('./view.mjs');\n"
+        "const kids = []; widget.render({ el: { appendChild: (c) => kids.push(c) } });\n"
+        "console.log(JSON.stringify(kids));\n")
+    out = subprocess.run([node, str(tmp_path / "run.mjs")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    (kid,) = json.loads(out.stdout)
+    assert kid["tag"] == "pre" and "no-such-view.js is missing" in kid["textContent"]

@@ -42,6 +42,7 @@ enqueue a request, so the kernel stays responsive. One daemon worker per view do
 from __future__ import annotations
 
 import atexit
+import json
 import pathlib
 import queue
 import threading
@@ -70,8 +71,18 @@ DEFAULT_WRAP_HINT = (
 )
 
 
-def static_file(name: str) -> pathlib.Path:
-    return STATIC / name
+def static_file(name: str) -> pathlib.Path | str:
+    """A bundle built from js/. A missing one must not break ``import featwidget`` (the engine works without
+    a front end): the view then renders a message saying how to build it."""
+    path = STATIC / name
+    if path.exists():
+        return path
+    message = (f"featwidget: the front-end file {name} is missing from {STATIC}. Build it with "
+               f"`npm ci && npm run build` in js/ (or run `bash .ci/install`), then restart the kernel.")
+    if name.endswith(".css"):
+        return ""
+    return ("export default { render({ el }) { const p = document.createElement('pre'); "
+            f"p.textContent = {json.dumps(message)}; el.appendChild(p); }} }};")
 
 
 def tensor_payload(x, dtype: str = "float32") -> dict:
