@@ -81,9 +81,18 @@ def lrp(net, x, target=None, rule: str = "epsilon", epsilon: float = 1e-6, gamma
             hi = net.normalize(torch.ones_like(x)).requires_grad_(True)
             bounds = (lo, hi)
             leaves += [lo, hi]
-        mode = _LRPMode(rule, float(epsilon), float(gamma), float(alpha), float(beta), bounds)
-        with _LayerNames(net.module, mode), mode:
-            value = net.evaluate(xg, t)
+        params = (rule, float(epsilon), float(gamma), float(alpha), float(beta), bounds)
+        try:
+            with _LRPMode(*params):
+                value = net.evaluate(xg, t)
+        except _NeedsName:
+            # Something has no rule. Only now pay for a hook on every module: the same pass again, to name
+            # the layer in the error it raises.
+            mode = _LRPMode(*params)
+            with _LayerNames(net.module, mode), mode:
+                net.evaluate(xg, t)
+            raise FeatwidgetError("LRP has no rule for an operation of this model (it did not repeat on a "
+                                  "second pass). Use fw.gradient or fw.integrated_gradients.") from None
         grads = torch.autograd.grad(value.sum(), leaves, allow_unused=True)
     # d/d(normalized x) = std * d/dx: the relevance of a pixel is its normalized value times that gradient
     relevance = xn * grads[0] * net.std.to(x.device, x.dtype)
@@ -110,36 +119,71 @@ def _stab(z: torch.Tensor, eps: float) -> torch.Tensor:
     return z + torch.where(z >= 0, eps, -eps).to(z.dtype)
 
 
+class _NeedsName(Exception):
+    """Raised by a pass without layer names where an error message needs one."""
+
+
+# Tensor methods that read metadata only: a pending layer output passed to them needs no rule yet (BatchNorm's
+# input check calls ``dim()`` on a conv output before the BatchNorm that is to be folded into it)
+_META = {torch.Tensor.dim, torch.Tensor.size, torch.Tensor.numel, torch.Tensor.ndimension, torch.Tensor.nelement,
+         torch.Tensor.__len__, torch.Tensor.is_floating_point, torch.Tensor.is_contiguous, torch.Tensor.stride,
+         torch.Tensor.element_size, torch.Tensor.is_complex, torch.Tensor.get_device}
+_META_PROPERTIES = {"shape", "dtype", "device", "requires_grad", "grad_fn", "is_leaf", "ndim", "layout",
+                    "is_cuda", "is_sparse", "is_quantized", "is_meta", "names", "_version", "output_nr"}
+
+
+def _reads_metadata(func) -> bool:
+    if func in _META:
+        return True
+    # a property getter (``z.shape``) arrives as the property descriptor's __get__
+    return getattr(func, "__name__", None) == "__get__" and \
+        getattr(getattr(func, "__self__", None), "__name__", None) in _META_PROPERTIES
+
+
 class _Layer:
     """A conv/linear call whose output ``z`` waits for its first consumer (a BatchNorm is folded in)."""
 
-    __slots__ = ("func", "a", "weight", "bias", "rest", "kwargs", "z", "first", "fold")
+    __slots__ = ("func", "a", "weight", "bias", "rest", "kwargs", "z", "first", "fold", "y")
 
     def __init__(self, func, a, weight, bias, rest, kwargs, z, first):
         self.func, self.a, self.weight, self.bias = func, a, weight, bias
         self.rest, self.kwargs, self.z, self.first = rest, kwargs, z, first
-        self.fold = None  # (scale, shift) of a BatchNorm that follows
+        self.fold = None  # the arguments of a BatchNorm that follows
+        self.y = None  # the output with the rule, once a consumer asked for it
 
     def folded(self):
         """(weight, bias) with the BatchNorm folded in: fresh tensors, the user's parameters stay untouched."""
         if self.fold is None:
             return self.weight, self.bias
-        scale, shift = self.fold
+        p = self.fold
+        scale = torch.rsqrt(p["running_var"] + p.get("eps", 1e-5))
+        if p.get("weight") is not None:
+            scale = scale * p["weight"]
+        shift = -p["running_mean"] * scale
+        if p.get("bias") is not None:
+            shift = shift + p["bias"]
         w = self.weight * scale.reshape((-1,) + (1,) * (self.weight.dim() - 1))
         return w, (shift if self.bias is None else self.bias * scale + shift)
 
     def __call__(self, a, weight, bias=None):
         return self.func(a, weight, bias, *self.rest, **self.kwargs)
 
+    @property
+    def groups(self) -> int:
+        """Convolution groups (1 for a linear layer): weights stack along an axis only when there is one."""
+        if self.func in _LINEAR:
+            return 1
+        return int(self.kwargs.get("groups", self.rest[3] if len(self.rest) > 3 else 1))
+
 
 class _LRPMode(TorchFunctionMode):
     def __init__(self, rule, eps, gamma, alpha, beta, bounds):
         super().__init__()
         self.rule, self.eps, self.gamma, self.alpha, self.beta, self.bounds = rule, eps, gamma, alpha, beta, bounds
-        self.pending: dict[int, _Layer] = {}
-        self.resolved: dict[int, tuple] = {}  # id(z) -> (z, y); holding z keeps its id unique
+        self.pending: dict[int, _Layer] = {}  # id(z) -> layer; resolved ones too (layer.z keeps the id unique)
         self.first = True
         self.where: list[str] = []
+        self.named = False  # set by _LayerNames
 
     # ------------------------------------------------------------------ dispatch
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -148,10 +192,27 @@ class _LRPMode(TorchFunctionMode):
             return self._layer(func, args, kwargs)
         if func is F.batch_norm:
             return self._batch_norm(args, kwargs)
-        if self.where:
+        if func in _UNSUPPORTED or func in _PRODUCTS:
             self._check(func, args)
-        args, kwargs = self._resolve_all(args), self._resolve_all(kwargs)
+        if self._mentions_pending(args) or (kwargs and self._mentions_pending(kwargs.values())):
+            if not _reads_metadata(func):
+                args, kwargs = self._resolve_all(args), self._resolve_all(kwargs)
         return func(*args, **kwargs)
+
+    def _mentions_pending(self, args) -> bool:
+        pending = self.pending
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                if id(a) in pending:
+                    return True
+            elif isinstance(a, (list, tuple)) and self._mentions_pending(a):
+                return True
+        return False
+
+    def _layer_name(self) -> str:
+        if not self.named:
+            raise _NeedsName
+        return (self.where[-1] if self.where else "") or "the model's own forward"
 
     def _check(self, func, args):
         name = _UNSUPPORTED.get(func)
@@ -159,7 +220,7 @@ class _LRPMode(TorchFunctionMode):
             tensors = [a for a in args[:2] if isinstance(a, torch.Tensor) and a.requires_grad and a.numel() > 1]
             name = "a product of two activations (gating / attention)" if len(tensors) == 2 else None
         if name is not None:
-            layer = self.where[-1] or "the model's own forward"
+            layer = self._layer_name()
             raise FeatwidgetError(
                 f"LRP has no rule for {name} in layer {layer!r}. LRP here handles conv and linear layers, "
                 f"BatchNorm, (leaky) ReLU, max/avg pooling and residual additions. Explain this model with "
@@ -167,8 +228,9 @@ class _LRPMode(TorchFunctionMode):
             )
 
     def _layer(self, func, args, kwargs):
-        args = self._resolve_all(args)
-        kwargs = dict(self._resolve_all(kwargs))
+        if self._mentions_pending(args) or (kwargs and self._mentions_pending(kwargs.values())):
+            args, kwargs = self._resolve_all(args), self._resolve_all(kwargs)
+        kwargs = dict(kwargs)
         a = args[0] if args else kwargs.pop("input")
         weight = args[1] if len(args) > 1 else kwargs.pop("weight")
         bias = args[2] if len(args) > 2 else kwargs.pop("bias", None)
@@ -191,18 +253,12 @@ class _LRPMode(TorchFunctionMode):
         if p.get("training", False) or p["running_mean"] is None:
             raise FeatwidgetError(
                 f"LRP can fold a BatchNorm into the layer before it only with running statistics; the one in "
-                f"layer {self.where[-1] if self.where else '?'!r} uses batch statistics (track_running_stats="
-                f"False). Use fw.gradient or fw.integrated_gradients for this model."
+                f"layer {self._layer_name()!r} uses batch statistics (track_running_stats=False). Use "
+                f"fw.gradient or fw.integrated_gradients for this model."
             )
         z = F.batch_norm(**p)
-        scale = torch.rsqrt(p["running_var"] + p.get("eps", 1e-5))
-        if p.get("weight") is not None:
-            scale = scale * p["weight"]
-        shift = -p["running_mean"] * scale
-        if p.get("bias") is not None:
-            shift = shift + p["bias"]
         folded = _Layer(layer.func, layer.a, layer.weight, layer.bias, layer.rest, layer.kwargs, z, layer.first)
-        folded.fold = (scale, shift)  # applied to the weights only if the rule needs them (not for epsilon)
+        folded.fold = p  # folded into the weights only if the rule needs them (not for epsilon)
         self.pending[id(z)] = folded
         return z
 
@@ -218,12 +274,9 @@ class _LRPMode(TorchFunctionMode):
         return obj
 
     def _resolve(self, layer: _Layer) -> torch.Tensor:
-        hit = self.resolved.get(id(layer.z))
-        if hit is not None:
-            return hit[1]
-        y = self._rule(layer)
-        self.resolved[id(layer.z)] = (layer.z, y)
-        return y
+        if layer.y is None:
+            layer.y = self._rule(layer)
+        return layer.y
 
     @staticmethod
     def _shaped(bound, a):
@@ -249,8 +302,13 @@ class _LRPMode(TorchFunctionMode):
         pos = lambda t: None if t is None else t.clamp(min=0)  # noqa: E731
         neg = lambda t: None if t is None else t.clamp(max=0)  # noqa: E731
         if L.first and self.bounds is not None:
+            # W x - W+ l - W- h: W x is z less its bias (its graph already is W^T), the two bounds go through
+            # one call with the weights side by side on the input axis
             lo, hi = (self._shaped(b, a) for b in self.bounds)
-            return self._through(z, L(a, w) - L(lo, pos(w)) - L(hi, neg(w)))
+            wx = z if b is None else z - b.reshape((-1,) + (1,) * (z.dim() - 2))
+            if L.groups == 1:
+                return self._through(z, wx - L(torch.cat((lo, hi), 1), torch.cat((pos(w), neg(w)), 1)))
+            return self._through(z, wx - L(lo, pos(w)) - L(hi, neg(w)))
         # after a ReLU the input has no negative part: skip its half of the computation
         ap, an = (a, None) if bool((a >= 0).all()) else (a.clamp(min=0), a.clamp(max=0))
         if self.rule == "gamma":
@@ -260,9 +318,16 @@ class _LRPMode(TorchFunctionMode):
                 z_mod = z_mod + L(an, w + g * neg(w))
             return self._through(z, z_mod)
         wp, wn = pos(w), neg(w)
-        zp, zn = L(ap, wp, pos(b)), L(ap, wn, neg(b))
-        if an is not None:
-            zp, zn = zp + L(an, wn), zn + L(an, wp)
+        if self.beta == 0:  # alpha = 1: the negative contributions get no relevance and need no pass
+            zp = L(ap, wp, pos(b))
+            return self._through(z, zp if an is None else zp + L(an, wn))
+        if an is None and L.groups == 1:
+            # W+ a and W- a in one call, the weights stacked on the output axis; its backward is one pass too
+            zp, zn = L(ap, torch.cat((wp, wn)), None if b is None else torch.cat((pos(b), neg(b)))).chunk(2, 1)
+        else:
+            zp, zn = L(ap, wp, pos(b)), L(ap, wn, neg(b))
+            if an is not None:
+                zp, zn = zp + L(an, wn), zn + L(an, wp)
         return self._through(z, zp, self.alpha) + self._through(z, zn, -self.beta)
 
 
@@ -298,6 +363,7 @@ class _LayerNames:
         self.module, self.mode, self.handles = module, mode, []
 
     def __enter__(self):
+        self.mode.named = True
         stack = self.mode.where
         for name, m in self.module.named_modules():
             label = name or type(m).__name__
