@@ -326,3 +326,27 @@ def test_the_missing_bundle_stand_in_is_a_module_that_renders_the_hint_as_text(t
     assert out.returncode == 0, out.stderr
     (kid,) = json.loads(out.stdout)
     assert kid["tag"] == "pre" and "no-such-view.js is missing" in kid["textContent"]
+
+
+def test_a_new_view_does_not_wait_for_another_views_computation_on_the_same_model():
+    """View constructors run on the kernel thread: they must not run the model, which a busy view holds."""
+    demo = fw.demo.load("shapes")
+    busy = fw.Attribution(demo.network, demo.images[0], method="smoothgrad", samples=100000)
+    deadline = time.monotonic() + 30
+    while busy.progress == 0.0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert busy.status == "running"
+    try:
+        for make in (lambda: fw.Attribution(demo.network, demo.images[1], method="gradient"),
+                     lambda: fw.Occlusion(demo.network, demo.images[1]),
+                     lambda: fw.Activations(demo.network, demo.images[1])):
+            t0 = time.monotonic()
+            view = make()
+            assert time.monotonic() - t0 < 2.0, type(view).__name__  # the busy view needs minutes
+            assert busy.status == "running"
+            view.close()
+    finally:
+        busy.samples = 1  # supersedes the long request
+        busy.wait(60)
+        busy.close()
+    assert busy.status == "idle" and busy.predictions

@@ -144,6 +144,14 @@ def top_predictions(net: Network, x: torch.Tensor, k: int = 5) -> list[dict]:
         return []
     return [{"index": i, "label": label, "prob": p} for i, label, p in net.predict(x, k=k)[0]]
 
+
+def fill_predictions(view) -> None:
+    """Set ``view.predictions`` once, from ``compute`` on the worker: in a constructor it would run the
+    model on the kernel thread, which waits while another view's computation holds the same model."""
+    if not view.predictions:
+        view.predictions = top_predictions(view.net, view.x)
+
+
 class View(anywidget.AnyWidget):
     _css = static_file("featwidget.css")
 

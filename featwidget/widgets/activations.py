@@ -18,7 +18,7 @@ import traitlets as t
 from ..engine import FeatwidgetError
 from ..engine.receptive_field import all_receptive_fields
 from . import render
-from ._base import View, adopt, from_payload, image_payload, static_file, tensor_payload, top_predictions
+from ._base import View, adopt, from_payload, image_payload, static_file, tensor_payload, fill_predictions
 
 
 class Activations(View):
@@ -46,8 +46,7 @@ class Activations(View):
         super().__init__(layer=(convs or spatial)[0] if layer is None else layer, layers=spatial,
                          channel=0 if channel is None else int(channel), hint=hint, **kwargs)
         self.net = network
-        # Geometry of every layer from one dummy pass, up front: later requests do no model work at all.
-        self._fields = all_receptive_fields(network)
+        self._fields = None  # every layer's geometry, from one dummy pass on the worker's first request
         self.set_image(x)
 
     def set_image(self, image) -> None:
@@ -73,12 +72,13 @@ class Activations(View):
         acts = self.net.activations(self.x, self.layers if not self._warm else [name])
         self._warm = True
         progress(0.5)
-        if not self.predictions:
-            self.predictions = top_predictions(self.net, self.x)
+        fill_predictions(self)
         maps = acts[name][0].detach().float()
         c = maps.shape[0]
         if self.channel >= c or self.channel < 0:
             self.channel = min(max(self.channel, 0), c - 1)
+        if self._fields is None:
+            self._fields = all_receptive_fields(self.net)
         rf = self._fields.get(name)
         return {
             "layer": name,

@@ -18,7 +18,7 @@ import featwidget.engine.backward as backward
 from ..engine import FeatwidgetError
 from . import render
 from ._base import (HeatmapView, adopt, from_payload, image_payload, split_target, static_file, tensor_payload,
-                    top_predictions)
+                    fill_predictions)
 
 METHODS = ["gradient", "saliency", "input_x_gradient", "deconvnet", "guided", "smoothgrad",
            "integrated_gradients", "cam", "grad_cam", "guided_grad_cam", "lrp"]
@@ -64,14 +64,10 @@ class Attribution(HeatmapView):
                 kwargs["layer"] = backward.default_layer(network)
             except FeatwidgetError:
                 kwargs["layer"] = layers[-1] if layers else ""
-        # everything that runs the model on this thread comes before the first request: a running request
-        # holds the model, and the kernel would wait for it
-        predictions = top_predictions(network, x)
         super().__init__(method=method, target=index, layers=layers, classes=list(network.classes),
                          target_label=repr(custom) if custom is not None else "", hint=hint, **kwargs)
         self.net, self.x, self._custom = network, x, custom
         self.input_image = image_payload(x[0])
-        self.predictions = predictions
         self.request()
 
     # ------------------------------------------------------------------ engine calls
@@ -102,6 +98,7 @@ class Attribution(HeatmapView):
         return simple[method](net, x, target)
 
     def compute(self, progress) -> dict:
+        fill_predictions(self)
         if not self.compare:
             heat = self.attribution(self.method, progress)
             return {"method": self.method, "map": tensor_payload(to_map(heat))}

@@ -20,7 +20,7 @@ from ..engine.occlusion import FILLS, occlusion_grid
 from ..engine.occlusion.fill import fill_image
 from . import render
 from ._base import (HeatmapView, adopt, from_payload, image_payload, split_target, static_file, tensor_payload,
-                    top_predictions)
+                    fill_predictions)
 from .attribution import signed
 
 COARSE_SHARE = 0.2  # the coarse pass evaluates about a quarter of the windows
@@ -54,7 +54,6 @@ class Occlusion(HeatmapView):
                          hint=hint, **kwargs)
         self.net, self.x, self._custom = network, x, custom
         self.input_image = image_payload(x[0])
-        self.predictions = top_predictions(network, x)
         self.request()
 
     def _target(self):
@@ -77,6 +76,7 @@ class Occlusion(HeatmapView):
                 "value": float(g.value[0]), "target": self._label(g.target), "mode": self.mode}
 
     def compute(self, progress) -> dict:
+        fill_predictions(self)
         size = self.size
         stride = max(1, min(self.stride, size))
         if self.fill not in FILLS:
