@@ -184,6 +184,11 @@ class _Layer:
         return self.func(a, weight, bias, *self.rest, **self.kwargs)
 
     @property
+    def channel_axis(self) -> int:
+        """Where the channels of the layer's input and output lie: last for linear, 1 for convolutions."""
+        return -1 if self.func in _LINEAR else 1
+
+    @property
     def groups(self) -> int:
         """Convolution groups (1 for a linear layer): weights stack along an axis only when there is one."""
         if self.func in _LINEAR:
@@ -321,7 +326,8 @@ class _LRPMode(TorchFunctionMode):
             # input axis, whose backward is one pass as well (the layer's own W x is not needed)
             lo, hi = (self._shaped(b, a) for b in self.bounds)
             if L.groups == 1:
-                return self._through(z, L(torch.cat((a - lo, a - hi), 1), torch.cat((pos(w), neg(w)), 1)))
+                return self._through(z, L(torch.cat((a - lo, a - hi), L.channel_axis),
+                                          torch.cat((pos(w), neg(w)), 1)))
             return self._through(z, L(a - lo, pos(w)) + L(a - hi, neg(w)))
         # after a ReLU the input has no negative part: skip its half of the computation
         ap, an = (a, None) if bool((a >= 0).all()) else (a.clamp(min=0), a.clamp(max=0))
@@ -337,7 +343,8 @@ class _LRPMode(TorchFunctionMode):
             return self._through(z, zp if an is None else zp + L(an, wn))
         if an is None and L.groups == 1:
             # W+ a and W- a in one call, the weights stacked on the output axis; its backward is one pass too
-            zp, zn = L(ap, torch.cat((wp, wn)), None if b is None else torch.cat((pos(b), neg(b)))).chunk(2, 1)
+            zp, zn = L(ap, torch.cat((wp, wn)), None if b is None else torch.cat((pos(b), neg(b)))).chunk(
+                2, L.channel_axis)
         else:
             zp, zn = L(ap, wp, pos(b)), L(ap, wn, neg(b))
             if an is not None:
