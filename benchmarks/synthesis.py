@@ -153,6 +153,12 @@ def main(argv=None):
     result = {
         "benchmark": "activation maximization steps per second (fw.maximize vs floor vs Lucent render_vis)",
         "targets": {"featwidget_over_floor_at_most": 1.1, "speedup_vs_lucent_at_least": 1.3},
+        "floor": "per step: forward of a plain nn.Sequential of the model's own modules up to the objective's layer "
+                 "(resnet18: conv1, bn1, relu, maxpool, layer1-3; alexnet: features[:11]), no hooks, no input "
+                 "normalization, on a random (1, 3, size + 24, size + 24) input -- the size of the padded canvas "
+                 "that fw.maximize actually feeds the network -- then torch.autograd.grad of the channel's mean "
+                 "w.r.t. that input, parameters frozen. It excludes everything that is not the network: the "
+                 "parameterization (FFT, colour, sigmoid), the transforms (grid_sample), normalization and Adam.",
         "setup": {"steps_per_run": args.steps, "rounds": args.rounds, "threads": args.threads,
                   "torch": torch.__version__, "torchvision": torchvision.__version__,
                   "python": platform.python_version(), "machine": platform.machine(), "device": "cpu",

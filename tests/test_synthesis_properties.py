@@ -12,7 +12,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 DEMO = "shapes"
 STEPS_MAX = 96     # channel maximization
 STEPS_HF = 48      # high-frequency comparison
-STEPS_CLASS = (4, 6)  # logit vs log-softmax: the early steps, where the two objectives differ
 STEPS_INV = 100    # inversion per stage
 STEPS_GEN = 40     # DGN-AM
 
@@ -78,37 +77,57 @@ def test_total_variation_and_blur_remove_high_frequencies(net, demo):
 
 def test_log_softmax_makes_the_target_the_top_class_more_often_than_the_logit(net):
     # Nguyen et al. 2019, Table 1: raising a raw logit can also raise its rivals; the log-softmax cannot.
-    # Every class once per batch, three seeds, two step counts: 60 images per objective. (After many steps
-    # both objectives reach every class on this well-trained 10-class model; the difference is in how fast.)
-    classes = list(range(len(net.classes)))
+    # fw.maximize at its defaults (256 steps, decorrelated Fourier parameterization, standard transforms, no
+    # penalties, lr 0.05), every class twice (20 images, each from its own random start and transforms), counted
+    # at the END of the optimization. Measured here (5 seeds x 10 classes): the logit objective reaches the class
+    # in 37 of 50 runs and loses some with more steps (its rivals keep rising), the log-softmax in 48 of 50.
+    classes = list(range(len(net.classes))) * 2
     hits = {}
     for name, kind in (("logit", fw.Logit), ("logprob", fw.LogProb)):
-        n = 0
-        for steps in STEPS_CLASS:
-            for seed in (0, 1, 2):
-                r = fw.maximize(net, kind(classes), batch=len(classes), steps=steps, lr=0.1, transforms=None,
-                                seed=seed)
-                with torch.no_grad():
-                    n += int((net(r.images).argmax(1) == torch.tensor(classes)).sum())
-        hits[name] = n
-    assert hits["logprob"] > hits["logit"], hits
+        r = fw.maximize(net, kind(classes), batch=len(classes), seed=0)
+        assert r.steps == 256
+        with torch.no_grad():
+            hits[name] = int((net(r.images).argmax(1) == torch.tensor(classes)).sum())
+    assert hits["logprob"] > hits["logit"] and hits["logprob"] >= 0.9 * len(classes), hits
+
+
+def relative_error(reconstruction: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per image ||x' - x||^2 / ||x - mean(x)||^2: 0 is perfect, 1 is no better than the image's mean value."""
+    return (reconstruction - x).pow(2).flatten(1).sum(1) / (x - x.mean((1, 2, 3), keepdim=True)).pow(2).flatten(1).sum(1)
+
+
+def test_inversion_error_grows_with_depth_across_the_digits_stages():
+    # Mahendran & Vedaldi 2015 inversion at fw.invert's defaults (200 steps, alpha-norm 1e-4, TV 0.5), measured
+    # in pixels as in Dosovitskiy & Brox 2016: the mean relative reconstruction error over 8 demo digits grows
+    # strictly from stage to stage (conv block 1, conv block 2, fc1, fc2), while every code is matched (the
+    # normalized code-space loss is small at every stage: the error is information the stage dropped, not a
+    # failed optimization). Measured here over seeds 0-2: about 0.06, 0.25, 0.9, 1.05. The logits (one step
+    # further) are as far from the image as fc2 (~1.0-1.1) and are not part of the claim.
+    d = fw.demo.load("digits")
+    x = d.images[:8]
+    errors = []
+    for stage in ["features.2", "features.5", "classifier.2", "classifier.4"]:
+        r = fw.invert(d.network, x, stage, seed=0)
+        assert r.loss[-1].mean() < 0.05, (stage, r.loss[-1])
+        errors.append(relative_error(r.images, x).mean().item())
+    assert all(b > 1.05 * a for a, b in zip(errors, errors[1:])), errors
 
 
 def test_inversion_keeps_the_image_at_the_stem_and_loses_it_deeper(net, demo):
-    # What a stage keeps of the image: the reconstruction error in pixels relative to the image's own
-    # variance. The stem's code gives the image back; every later stage's reconstruction is far worse.
-    # Not asserted, because it does not hold on this model: a strict order among layer1 < layer2 < layer3
-    # (their errors are all close to or above 1, i.e. no better than the mean colour) and a code-space loss
-    # ||phi(x')-phi(x)||^2/||phi(x)||^2 that grows with depth (the stem's code, which carries the pixel
-    # noise, is the hardest to match).
+    # On the shapes model the plain pixel error is not ordered beyond the stem: the model was trained on random
+    # colours and is largely colour-invariant, so reconstructions from layer1 on match the code in other colours
+    # (errors around 1.5, worse than the mean colour). Measured with the best affine colour map fitted per image
+    # (unexplained variance), the error does grow stage by stage at fw.invert's defaults over 8 images x 2 seeds
+    # x 200 steps (stem 0.08, layer1 0.27, layer2 0.35, layer3 0.43, avgpool 0.55), but with 4 images and 100
+    # or 150 steps layer2 and layer3 come within 0.01 of each other for some seeds, so this quick test (its own
+    # lr and TV) asserts the robust part only: the stem keeps the image, every later stage loses most of it.
     x = demo.images[::4]  # 4 images of different classes
     stages = ["relu", "layer1", "layer2", "layer3"]
     errors = []
     for s in stages:
         r = fw.invert(net, x, s, steps=STEPS_INV, lr=0.1, tv=0.05, seed=0)
         assert (r.loss[-1] < 0.5 * r.loss[0]).all()  # the code itself is matched: the loss fell
-        rel = (r.images - x).pow(2).flatten(1).sum(1) / (x - x.mean((1, 2, 3), keepdim=True)).pow(2).flatten(1).sum(1)
-        errors.append(rel.mean().item())
+        errors.append(relative_error(r.images, x).mean().item())
     assert errors[0] < 0.6 * min(errors[1:]), dict(zip(stages, errors))
 
 
