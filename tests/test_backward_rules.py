@@ -239,3 +239,19 @@ def test_other_activations_get_the_documented_generalization_with_a_warning():
 def test_unknown_rule_is_a_clear_error():
     with pytest.raises(fw.FeatwidgetError, match="Unknown rule 'guidedd'.*'guided'"):
         fw.gradient(TwoLayer("module"), torch.rand(1, 1, 2, 2), rule="guidedd")
+
+
+@pytest.mark.parametrize("rule", ["guided", "deconvnet"])
+def test_swapped_context_manager_gives_the_same_rule_as_the_graph_walk(rule):
+    torch.manual_seed(6)
+    model = ClampNet().eval()
+    x = torch.rand(2, 3, 16, 16)
+    xg = x.clone().requires_grad_(True)
+    with fw.engine.backward.swapped(rule):
+        value = model(xg)[:, 1]
+    (g,) = torch.autograd.grad(value.sum(), xg)
+    assert torch.equal(g, fw.gradient(model, x, 1, rule=rule))
+    # outside the block nothing is swapped
+    xg = x.clone().requires_grad_(True)
+    (plain,) = torch.autograd.grad(model(xg)[:, 1].sum(), xg)
+    assert torch.equal(plain, fw.gradient(model, x, 1)) and not torch.equal(plain, g)
