@@ -39,6 +39,16 @@ def test_fourier_spectrum_is_scaled_by_inverse_frequency():
     assert p.scale[0, 8] == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize("width, color", [(7, True), (6, False)])
+def test_fourier_image_backward_is_the_exact_gradient(width, color):
+    # the hand-written backward (sigmoid', colour^T, rfft2, Hermitian-doubled weight) against finite differences
+    spec = torch.randn(2, 3, 6, width // 2 + 1, 2, dtype=torch.float64, requires_grad=True)
+    weight = torch.rand(6, width // 2 + 1, 1, dtype=torch.float64) + 0.5
+    back = P._hermitian_weight(weight, width)
+    mix = P.COLOR.double() if color else None
+    assert torch.autograd.gradcheck(lambda s: P._FourierImage.apply(s, weight, back, mix, (6, width)), (spec,))
+
+
 def test_transforms_identity_pad_and_integer_jitter_are_exact():
     img = torch.rand(2, 3, 10, 12)
     assert T.apply(img, {}) is img

@@ -100,6 +100,42 @@ def _spectrum_scale(h: int, w: int, decay: float, device) -> torch.Tensor:
     return (1.0 / _frequencies(h, w).clamp(min=1.0 / max(h, w)) ** decay).to(device)
 
 
+def _hermitian_weight(weight: torch.Tensor, w: int) -> torch.Tensor:
+    """``weight`` with the half-spectrum columns that stand for two columns of the full spectrum doubled.
+
+    The gradient of irfft2 is rfft2 of the incoming gradient with columns 1 .. w - (w // 2 + 1) doubled (each
+    of them is also its mirror image's conjugate); folding that into the weight makes it one multiply."""
+    double = torch.ones(w // 2 + 1, 1, device=weight.device, dtype=weight.dtype)
+    double[1:w - (w // 2 + 1) + 1] = 2.0
+    return weight * double
+
+
+class _FourierImage(torch.autograd.Function):
+    """spectrum -> sigmoid(colour @ irfft2(spectrum * weight)) with a hand-written backward.
+
+    Autograd would run the same four operations backwards, plus a complex multiply of half the spectrum (the
+    Hermitian doubling), complex view bookkeeping and one graph node per operation; here the backward is
+    exactly sigmoid', colour^T, rfft2 and one multiply by the precomputed ``back_weight``."""
+
+    @staticmethod
+    def forward(ctx, spectrum, weight, back_weight, color, size):
+        t = torch.fft.irfft2(torch.view_as_complex(spectrum * weight), s=size, norm="ortho")
+        if color is not None:
+            t = _mix(color, t)
+        img = torch.sigmoid(t)
+        ctx.save_for_backward(img, back_weight, color)
+        ctx.has_color = color is not None
+        return img
+
+    @staticmethod
+    def backward(ctx, grad):
+        img, back_weight, color = ctx.saved_tensors
+        g = torch.ops.aten.sigmoid_backward(grad, img)
+        if ctx.has_color:
+            g = _mix(color.T, g)
+        return torch.view_as_real(torch.fft.rfft2(g, norm="ortho")) * back_weight, None, None, None, None
+
+
 class Fourier(Param):
     kind = "fourier"
 
@@ -109,14 +145,14 @@ class Fourier(Param):
         self.scale = _spectrum_scale(h, w, float(decay), torch.device(device))
         # the scale and the gain folded into one real factor per (frequency, re/im): one multiply per step
         self._weight = (self.scale / _FOURIER_GAIN).unsqueeze(-1)
+        self._back_weight = _hermitian_weight(self._weight, w)
         spec = torch.randn(batch, channels, h, w // 2 + 1, 2, generator=rng) * 0.01
         self.spectrum = spec.to(device).requires_grad_(True)
         self.tensors = [self.spectrum]
 
     def image(self):
-        h, w = self.size
-        z = torch.view_as_complex(self.spectrum * self._weight)
-        return self._to_rgb(torch.fft.irfft2(z, s=(h, w), norm="ortho"))
+        color = self._color if self.decorrelate else None
+        return _FourierImage.apply(self.spectrum, self._weight, self._back_weight, color, self.size)
 
     @torch.no_grad()
     def set_image(self, img):
