@@ -52,11 +52,10 @@ def _hook_keys(module: nn.Module) -> dict[tuple[str, str], set]:
     return keys
 
 
-# a module's hook dicts, keyed by the id of the hook's RemovableHandle (the *_with_kwargs / *_always_called
-# dicts hold the same ids as _forward_hooks)
-_ALL_HOOK_DICTS = _HOOK_DICTS + ("_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-                                 "_forward_pre_hooks_with_kwargs", "_state_dict_pre_hooks",
-                                 "_load_state_dict_post_hooks")
+# The module hooks engine code registers (forward and backward, pre or post), keyed by the id of the hook's
+# RemovableHandle; the *_with_kwargs / *_always_called dicts hold some of the same ids as flags.
+_CALL_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_FLAG_DICTS = ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
 
 
 def _tree(module: nn.Module):
@@ -82,14 +81,20 @@ def _tree(module: nn.Module):
 
 
 def _drop_hooks_since(modules, first_id: int) -> None:
-    """Remove every hook registered with a handle id of ``first_id`` or more (handle ids only grow)."""
+    """Remove every module hook registered with a handle id of ``first_id`` or more (handle ids only grow).
+    Runs after every call that registered any hook -- graph node hooks of a backward rule too -- so it reads
+    only the four dicts of call hooks."""
     for m in modules:
         d = m.__dict__
-        for attr in _ALL_HOOK_DICTS:
+        for attr in _CALL_HOOK_DICTS:
             h = d.get(attr)
             if h:
-                for k in [k for k in h if isinstance(k, int) and k >= first_id]:
+                for k in [k for k in h if k >= first_id]:
                     del h[k]
+                    for flags in _FLAG_DICTS:
+                        f = d.get(flags)
+                        if f:
+                            f.pop(k, None)
 
 
 @contextmanager
