@@ -105,7 +105,7 @@ def _hermitian_weight(weight: torch.Tensor, w: int) -> torch.Tensor:
 
     The gradient of irfft2 is rfft2 of the incoming gradient with columns 1 .. w - (w // 2 + 1) doubled (each
     of them is also its mirror image's conjugate); folding that into the weight makes it one multiply."""
-    double = torch.ones(w // 2 + 1, 1, device=weight.device, dtype=weight.dtype)
+    double = torch.ones(w // 2 + 1, weight.shape[-1], device=weight.device, dtype=weight.dtype)
     double[1:w - (w // 2 + 1) + 1] = 2.0
     return weight * double
 
@@ -143,8 +143,9 @@ class Fourier(Param):
         super().__init__(batch, channels, size, decorrelate, device)
         h, w = self.size
         self.scale = _spectrum_scale(h, w, float(decay), torch.device(device))
-        # the scale and the gain folded into one real factor per (frequency, re/im): one multiply per step
-        self._weight = (self.scale / _FOURIER_GAIN).unsqueeze(-1)
+        # The scale and the gain folded into one real factor per (frequency, re/im): one multiply per step.
+        # Stored at full size: broadcasting over the last dimension of 2 runs at a tenth of the speed.
+        self._weight = (self.scale / _FOURIER_GAIN).unsqueeze(-1).expand(h, w // 2 + 1, 2).contiguous()
         self._back_weight = _hermitian_weight(self._weight, w)
         spec = torch.randn(batch, channels, h, w // 2 + 1, 2, generator=rng) * 0.01
         self.spectrum = spec.to(device).requires_grad_(True)

@@ -105,11 +105,13 @@ def warp(img: torch.Tensor, pad: int, scale, angle, shift) -> torch.Tensor:
     # theta = [[cos wc/w, sin hc/w, -(cos sx + sin sy) 2/w], [-sin wc/h, cos hc/h, (sin sx - cos sy) 2/h]].
     theta = np.stack([cos * (wc / w), sin * (hc / w), -(cos * sx + sin * sy) * (2 / w),
                       -sin * (wc / h), cos * (hc / h), (sin * sx - cos * sy) * (2 / h)], 1)
-    theta = torch.from_numpy(theta).to(img.device, img.dtype).view(b, 1, 2, 3)
-    # The map is affine, so the grid is a sum of a per-column and a per-row term: two small outer products
-    # and one broadcast add instead of a (H*W, 3) x (3, 2) matrix product per image (affine_grid).
-    cols = _centres(wc, img.device, img.dtype).view(1, wc, 1) * theta[:, :, :, 0]  # (B, W, 2)
-    rows = torch.addcmul(theta[:, :, :, 2], _centres(hc, img.device, img.dtype).view(1, hc, 1), theta[:, :, :, 1])
-    grid = cols.unsqueeze(1) + rows.unsqueeze(2)  # (B, H, W, 2)
+    theta = torch.from_numpy(theta).to(img.device, img.dtype).view(b, 2, 3)
+    # The map is affine, so the grid is a sum of a per-column and a per-row term: two small outer products and
+    # one broadcast add into (B, 2, H, W), with the long W axis innermost, handed to grid_sample as a
+    # (B, H, W, 2) view. (affine_grid's (H*W, 3) x (3, 2) product, or a broadcast add into the (B, H, W, 2)
+    # layout with its inner axis of 2, take four to five times as long.)
+    cols = theta[:, :, 0:1] * _centres(wc, img.device, img.dtype).view(1, 1, wc)  # (B, 2, W)
+    rows = torch.addcmul(theta[:, :, 2:3], theta[:, :, 1:2], _centres(hc, img.device, img.dtype).view(1, 1, hc))
+    grid = (cols.unsqueeze(2) + rows.unsqueeze(3)).permute(0, 2, 3, 1)  # (B, H, W, 2)
     # sampling the centred image makes the zero padding of grid_sample a mid-gray fill
     return F.grid_sample(img - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
