@@ -9,7 +9,7 @@ import torch
 from ..errors import FeatwidgetError
 from ..network import Network, as_network
 from ..targets import Combination, Predicted, Target, as_target, Logit
-from .rules import swapped
+from .rules import guide
 
 # Per-sample index fields of the target algebra; a target is re-indexed field by field for a sub-batch.
 _INDEX_FIELDS = {"c", "channel"}
@@ -23,12 +23,12 @@ def prepare(model, x, target) -> tuple[Network, torch.Tensor, Target]:
 def input_gradient(net: Network, x: torch.Tensor, target: Target, rule: str = "backprop",
                    with_value: bool = False):
     """d target / d x (pixel space) under ``rule`` (and the target's values if ``with_value``); the caller
-    runs it inside ``preserved``. ``net.evaluate`` stops the forward pass at the deepest layer a hidden-layer
-    target reads."""
+    runs it inside ``preserved``. The rule goes onto the graph of this one forward pass (``guide``), and
+    ``net.evaluate`` stops the forward pass at the deepest layer a hidden-layer target reads."""
     xg = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        with swapped(rule):
-            value = net.evaluate(xg, target)
+        value = net.evaluate(xg, target)
+        guide(value, rule)
         (g,) = torch.autograd.grad(value.sum(), xg)
     return (g, value.detach()) if with_value else g
 

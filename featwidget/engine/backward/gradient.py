@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from ..network import Network
 from ..safety import preserved
-from ..targets import Target
-from .common import prepare
-from .rules import check_rule, guide
+from .common import input_gradient, prepare
+from .rules import check_rule
 
 
 def gradient(net, x, target=None, rule: str = "backprop") -> torch.Tensor:
@@ -15,18 +13,7 @@ def gradient(net, x, target=None, rule: str = "backprop") -> torch.Tensor:
     net, x, t = prepare(net, x, target)
     check_rule(rule)
     with preserved(net.module):
-        return rule_gradient(net, x, t, rule)
-
-
-def rule_gradient(net: Network, x: torch.Tensor, target: Target, rule: str) -> torch.Tensor:
-    """d target / d x under ``rule``, the rule put on the graph of this one forward pass (``guide``); the caller
-    runs it inside ``preserved``."""
-    xg = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        value = net.evaluate(xg, target)
-        guide(value, rule)
-        (g,) = torch.autograd.grad(value.sum(), xg)
-    return g
+        return input_gradient(net, x, t, rule)
 
 
 def guided_backprop(net, x, target=None) -> torch.Tensor:
@@ -44,7 +31,7 @@ def saliency(net, x, target=None, rule: str = "backprop") -> torch.Tensor:
     net, x, t = prepare(net, x, target)
     check_rule(rule)
     with preserved(net.module):
-        return to_saliency(rule_gradient(net, x, t, rule))
+        return to_saliency(input_gradient(net, x, t, rule))
 
 
 def input_x_gradient(net, x, target=None, rule: str = "backprop") -> torch.Tensor:
@@ -52,7 +39,7 @@ def input_x_gradient(net, x, target=None, rule: str = "backprop") -> torch.Tenso
     net, x, t = prepare(net, x, target)
     check_rule(rule)
     with preserved(net.module):
-        return rule_gradient(net, x, t, rule) * x
+        return input_gradient(net, x, t, rule) * x
 
 
 def to_saliency(g: torch.Tensor) -> torch.Tensor:
