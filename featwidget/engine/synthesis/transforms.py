@@ -60,9 +60,11 @@ def standard(size: int) -> dict:
 
 
 @functools.lru_cache(maxsize=8)
-def _centres(n: int, device, dtype) -> torch.Tensor:
+def _centres(n: int) -> np.ndarray:
     """Pixel centres of an axis of ``n`` pixels in grid_sample's normalized units (align_corners=False)."""
-    return ((torch.arange(n, dtype=torch.float64) * 2 + 1) / n - 1).to(device, dtype)
+    centres = (np.arange(n, dtype=np.float64) * 2 + 1) / n - 1
+    centres.flags.writeable = False  # shared by every call through the cache
+    return centres
 
 
 def apply(img: torch.Tensor, transforms: dict, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -105,13 +107,15 @@ def warp(img: torch.Tensor, pad: int, scale, angle, shift) -> torch.Tensor:
     # theta = [[cos wc/w, sin hc/w, -(cos sx + sin sy) 2/w], [-sin wc/h, cos hc/h, (sin sx - cos sy) 2/h]].
     theta = np.stack([cos * (wc / w), sin * (hc / w), -(cos * sx + sin * sy) * (2 / w),
                       -sin * (wc / h), cos * (hc / h), (sin * sx - cos * sy) * (2 / h)], 1)
-    theta = torch.from_numpy(theta).to(img.device, img.dtype).view(b, 2, 3)
-    # The map is affine, so the grid is a sum of a per-column and a per-row term: two small outer products and
-    # one broadcast add into (B, 2, H, W), with the long W axis innermost, handed to grid_sample as a
-    # (B, H, W, 2) view. (affine_grid's (H*W, 3) x (3, 2) product, or a broadcast add into the (B, H, W, 2)
-    # layout with its inner axis of 2, take four to five times as long.)
-    cols = theta[:, :, 0:1] * _centres(wc, img.device, img.dtype).view(1, 1, wc)  # (B, 2, W)
-    rows = torch.addcmul(theta[:, :, 2:3], theta[:, :, 1:2], _centres(hc, img.device, img.dtype).view(1, 1, hc))
-    grid = (cols.unsqueeze(2) + rows.unsqueeze(3)).permute(0, 2, 3, 1)  # (B, H, W, 2)
+    theta = theta.reshape(b, 2, 3)
+    # The map is affine, so the grid is a sum of a per-column and a per-row term: (B, 2, W) and (B, 2, H)
+    # outer products of a few hundred numbers (numpy, float64, sent to the device in one piece), then one
+    # broadcast add into (B, 2, H, W) with the long W axis innermost, handed to grid_sample as a (B, H, W, 2)
+    # view. (affine_grid's (H*W, 3) x (3, 2) product, or a broadcast add into the (B, H, W, 2) layout with its
+    # inner axis of 2, take four to five times as long.)
+    cols = theta[:, :, 0:1] * _centres(wc)  # (B, 2, W)
+    rows = theta[:, :, 2:3] + theta[:, :, 1:2] * _centres(hc)  # (B, 2, H)
+    both = torch.from_numpy(np.concatenate([cols, rows], 2)).to(img.device, img.dtype)
+    grid = (both[:, :, None, :wc] + both[:, :, wc:, None]).permute(0, 2, 3, 1)  # (B, H, W, 2)
     # sampling the centred image makes the zero padding of grid_sample a mid-gray fill
     return F.grid_sample(img - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
