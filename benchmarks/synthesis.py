@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -170,8 +171,9 @@ def main(argv=None):
                   "transforms": "pad 12, jitter 8, scale 0.9-1.1, rotate +-10 deg", "param": "fourier, decorrelated",
                   "optimizer": "Adam lr 0.05", "weights": "None (random init)"},
         "rows": rows,
-        "note": "Shared 2-core machine: three agents ran tests and benchmarks on it at the same time, so single "
-                "runs of one configuration spread by +-15 % and absolute numbers are noisy. Ratios come from "
+        "load_average_at_end": round(os.getloadavg()[0], 2),
+        "note": "2-core machine. Runs taken while other jobs shared it spread by +-15 % per configuration; "
+                "check load_average_at_end (about 1 = this benchmark alone). Ratios come from "
                 "interleaved runs of the same configuration: featwidget_over_floor from the median CPU time per "
                 "step of each (one thread, so CPU time = work done, without the time spent waiting for a core), "
                 "_paired the median of per-round ratios, _best the ratio of the fastest rounds. Wall-clock "
