@@ -1,10 +1,12 @@
+import time
+
 import pytest
 import torch
 from torch import nn
 
 import featwidget as fw
 from featwidget.engine import assert_unchanged, snapshot
-from models import zoo
+from models import tiny_gap_cnn, zoo
 
 
 @pytest.mark.parametrize("name", list(zoo().keys()))
@@ -224,3 +226,85 @@ def test_preserved_restores_flags_and_drops_only_hooks_registered_inside():
         assert [x.training for x in m] == [True, False, True, True, True]
         assert not m[1]._forward_hooks_with_kwargs and not m[1]._forward_hooks_always_called
     assert list(m[1]._forward_hooks) == [kept.id]
+
+
+def test_engine_calls_on_one_model_may_overlap_across_threads():
+    """A view's worker and the kernel thread (or two views) run the same model at once: neither waits for
+    the other, each gets its own answer (module hooks act per thread), and the model is restored after the
+    last call ends."""
+    import threading
+
+    torch.manual_seed(0)
+    m = tiny_gap_cnn().train()
+    net = fw.wrap(m, input_size=(3, 32, 32))
+    xs = [torch.rand(2, 3, 32, 32) for _ in range(4)]
+    layers = [l.name for l in net.layers if len(l.out_shape) == 3]
+    calls = {
+        "activations": lambda x: net.activations(x, layers)[layers[-1]],
+        "gradient": lambda x: fw.gradient(net, x, 1),
+        "guided": lambda x: fw.guided_backprop(net, x, fw.Channel(layers[1], 0)),
+        "grad_cam": lambda x: fw.grad_cam(net, x, 2),
+        "lrp": lambda x: fw.lrp(net, x, 0),
+        "occlusion": lambda x: fw.occlusion(net, x, 1, size=8, stride=8),
+    }
+    want = {(k, i): f(x).clone() for k, f in calls.items() for i, x in enumerate(xs)}
+    net = fw.wrap(m, input_size=(3, 32, 32), cache_bytes=0)  # every activation request runs the model
+    snap = snapshot(m)
+    errors, got = [], {}
+
+    def worker(i):
+        try:
+            for _ in range(3):
+                for k, f in calls.items():
+                    got[(k, i)] = f(xs[i]).clone()
+        except Exception as e:  # noqa: BLE001 -- reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(xs))]
+    for t_ in threads:
+        t_.start()
+    for t_ in threads:
+        t_.join(120)
+    assert not errors, errors
+    for key, value in want.items():
+        assert torch.allclose(got[key], value, atol=1e-5), key
+    assert_unchanged(m, snap)
+    assert all(mod.training for mod in m.modules())
+
+
+def test_a_call_does_not_wait_for_a_long_call_on_the_same_model_in_another_thread():
+    import threading
+
+    torch.manual_seed(0)
+    m = tiny_gap_cnn()
+    net = fw.wrap(m, input_size=(3, 32, 32))
+    x = torch.rand(1, 3, 32, 32)
+    started, stop = threading.Event(), threading.Event()
+
+    def long_call():
+        def progress(fraction, partial=None):
+            started.set()
+            return not stop.is_set()
+
+        try:
+            fw.smoothgrad(net, x, 1, samples=10 ** 7, batch_size=4, progress=progress)
+        except fw.Cancelled:
+            pass
+
+    t_ = threading.Thread(target=long_call)
+    t_.start()
+    try:
+        assert started.wait(30)
+        out = []
+        quick = threading.Thread(target=lambda: out.append(fw.gradient(net, x, 1)))
+        quick.start()
+        quick.join(5.0)  # the long call needs hours; a call that waited for it would still be blocked
+        assert out, "fw.gradient waited for the other thread's call"
+        g = out[0]
+        assert not m.training  # the long call still holds the model in eval mode
+    finally:
+        stop.set()
+        t_.join(60)
+    xg = x.clone().requires_grad_(True)
+    (want,) = torch.autograd.grad(m.eval()(xg)[:, 1].sum(), xg)
+    assert torch.allclose(g, want, atol=1e-6)

@@ -17,7 +17,7 @@ from torch import nn
 
 from .cache import DEFAULT_CACHE_BYTES, ActivationCache, fingerprint, weights_version
 from .errors import FeatwidgetError, unknown_layer
-from .safety import preserved
+from .safety import own_thread, preserved
 from .targets import as_target
 from .validate import as_batch
 
@@ -75,7 +75,7 @@ class Network:
 
         dummy = torch.zeros((1, *self.input_size), device=self.device)
         with preserved(self.module), torch.no_grad():
-            handles = [m.register_forward_hook(hook) for m in names]
+            handles = [m.register_forward_hook(own_thread(hook)) for m in names]
             try:
                 out = self.module(self.normalize(dummy))
             except Exception as e:  # a wrong input_size is the usual cause
@@ -176,7 +176,7 @@ class Network:
             if not output and all(v <= 0 for v in remaining.values()):
                 raise _StopForward
 
-        handles = [m.register_forward_hook(hook) for m in by_module]
+        handles = [m.register_forward_hook(own_thread(hook)) for m in by_module]
         result = None
         try:
             result = self.module(self.normalize(x))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .safety import preserved
+from .safety import own_thread, preserved
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def all_receptive_fields(net) -> dict[str, ReceptiveField]:
     x = net.normalize(torch.zeros((1, *net.input_size), device=net.device))
     by_ptr[x.data_ptr()] = last[0]
     with preserved(net.module), torch.no_grad():
-        handles = [m.register_forward_hook(hook) for m in names]
+        handles = [m.register_forward_hook(own_thread(hook)) for m in names]
         try:
             net.module(x)
         finally:

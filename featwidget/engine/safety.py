@@ -29,17 +29,59 @@ _HOOK_DICTS = (
     "_load_state_dict_pre_hooks",
 )
 
-# One re-entrant lock per module: two views sharing a model must not interleave their flag changes.
-_locks: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
-_locks_guard = threading.Lock()
+# Engine calls on one model may overlap (a view's worker and the kernel thread, or two views): the first call
+# in sets the flags, the last one out restores them. Holding a lock for a whole call instead made the kernel
+# wait for a view's long computation. What overlapping calls must not share -- module hooks -- is per thread
+# (``own_thread``); autograd graphs and TorchFunctionModes are per thread already.
+_holds: "weakref.WeakKeyDictionary[nn.Module, _Hold]" = weakref.WeakKeyDictionary()
+_holds_guard = threading.Lock()
 
 
-def _lock_for(module: nn.Module) -> threading.RLock:
-    with _locks_guard:
-        lock = _locks.get(module)
-        if lock is None:
-            lock = _locks[module] = threading.RLock()
-        return lock
+class _Hold:
+    """The flags a model had when the first of the overlapping engine calls on it began."""
+
+    __slots__ = ("count", "modules", "params", "training", "grads", "first_hook")
+
+    def __init__(self, module: nn.Module, eval_mode: bool, freeze: bool):
+        self.count = 0
+        self.first_hook = RemovableHandle.next_id
+        self.modules, self.params = _tree(module)
+        self.training = [m.__dict__["training"] for m in self.modules]
+        self.grads = [p.requires_grad for p in self.params]
+        if eval_mode:
+            for m, flag in zip(self.modules, self.training):
+                if flag:
+                    m.__dict__["training"] = False
+        if freeze:
+            for p, flag in zip(self.params, self.grads):
+                if flag:
+                    p.requires_grad_(False)
+
+    def release(self) -> None:
+        for m, flag in zip(self.modules, self.training):
+            if m.__dict__["training"] is not flag:
+                m.__dict__["training"] = flag
+        for p, flag in zip(self.params, self.grads):
+            if p.requires_grad is not flag:
+                p.requires_grad_(flag)
+        # Backstop: a hook left behind by an interrupted call (e.g. KeyboardInterrupt between register and
+        # the handle's remove) is dropped here so the user's model never accumulates featwidget hooks.
+        # Nothing was registered anywhere if the handle counter did not move.
+        if RemovableHandle.next_id != self.first_hook:
+            _drop_hooks_since(self.modules, self.first_hook)
+
+
+def own_thread(hook):
+    """A module hook that acts only on forward passes of the thread that registered it: another engine call
+    may run the same model on another thread meanwhile (see ``preserved``)."""
+    owner = threading.get_ident()
+
+    def guarded(*args, **kwargs):
+        if threading.get_ident() == owner:
+            return hook(*args, **kwargs)
+        return None
+
+    return guarded
 
 
 def _hook_keys(module: nn.Module) -> dict[tuple[str, str], set]:
@@ -103,35 +145,21 @@ def preserved(module: nn.Module, eval_mode: bool = True, freeze: bool = True):
 
     Engine calls on a small model take a few milliseconds, so this bookkeeping touches only what it must
     change: flags are written through ``__dict__`` (``nn.Module.__setattr__`` costs more than a small conv),
-    and hooks are told apart by their handle ids instead of a snapshot of every hook dict."""
-    lock = _lock_for(module)
-    with lock:
-        first_hook = RemovableHandle.next_id
-        modules, params = _tree(module)
-        training = [m.__dict__["training"] for m in modules]
-        grads = [p.requires_grad for p in params]
-        try:
-            if eval_mode:
-                for m, flag in zip(modules, training):
-                    if flag:
-                        m.__dict__["training"] = False
-            if freeze:
-                for p, flag in zip(params, grads):
-                    if flag:
-                        p.requires_grad_(False)
-            yield module
-        finally:
-            for m, flag in zip(modules, training):
-                if m.__dict__["training"] is not flag:
-                    m.__dict__["training"] = flag
-            for p, flag in zip(params, grads):
-                if p.requires_grad is not flag:
-                    p.requires_grad_(flag)
-            # Backstop: a hook left behind by an interrupted call (e.g. KeyboardInterrupt between register and
-            # the handle's remove) is dropped here so the user's model never accumulates featwidget hooks.
-            # Nothing was registered anywhere if the handle counter did not move.
-            if RemovableHandle.next_id != first_hook:
-                _drop_hooks_since(modules, first_hook)
+    and hooks are told apart by their handle ids instead of a snapshot of every hook dict. Calls that overlap
+    on one model (from several threads, or nested) share one hold: flags are set once and restored when the
+    last call ends, so no call waits for another."""
+    with _holds_guard:
+        hold = _holds.get(module)
+        if hold is None or hold.count == 0:
+            hold = _holds[module] = _Hold(module, eval_mode, freeze)
+        hold.count += 1
+    try:
+        yield module
+    finally:
+        with _holds_guard:
+            hold.count -= 1
+            if hold.count == 0:
+                hold.release()
 
 
 @dataclass

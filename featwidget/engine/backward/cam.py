@@ -15,7 +15,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..errors import FeatwidgetError
 from ..network import Network
-from ..safety import preserved
+from ..safety import own_thread, preserved
 from ..targets import Combination, Logit, Predicted, Target
 from .common import prepare
 from .rules import guide
@@ -122,7 +122,7 @@ def _tapped(net: Network, x, target: Target, layer: str):
             tapped.append(a)
             return a.clone()  # a later in-place op (ReLU(inplace=True)) must not touch the tapped tensor
 
-    handle = module.register_forward_hook(hook)
+    handle = module.register_forward_hook(own_thread(hook))
     try:
         with torch.enable_grad():
             value = net.evaluate(x, target)

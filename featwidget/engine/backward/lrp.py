@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from ..errors import FeatwidgetError
-from ..safety import preserved
+from ..safety import own_thread, preserved
 from ..targets import Combination, LogProb, Prob, Target
 from .common import prepare
 
@@ -447,8 +447,8 @@ class _LayerNames:
         stack = self.mode.where
         for name, m in self.module.named_modules():
             label = name or type(m).__name__
-            self.handles.append(m.register_forward_pre_hook(lambda mod, inp, label=label: stack.append(label)))
-            self.handles.append(m.register_forward_hook(lambda mod, inp, out: stack.pop() and None))
+            self.handles.append(m.register_forward_pre_hook(own_thread(lambda mod, inp, label=label: stack.append(label))))
+            self.handles.append(m.register_forward_hook(own_thread(lambda mod, inp, out: stack.pop() and None)))
         return self
 
     def __exit__(self, *exc):

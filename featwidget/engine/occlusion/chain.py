@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..safety import own_thread
+
 POINTWISE = {
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh,
     nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus, nn.PReLU, nn.Identity, nn.Dropout, nn.Dropout2d,
@@ -162,6 +164,7 @@ class _Trace:
             if isinstance(out, torch.Tensor):
                 c.out, c.out_value = out, out.detach().clone()
 
+        pre, post = own_thread(pre), own_thread(post)
         handles = [m.register_forward_pre_hook(pre) for m in mods] + [m.register_forward_hook(post) for m in mods]
         try:
             self.output = root(x)
