@@ -151,7 +151,7 @@ def main():
     report = {
         "benchmark": "views: Activations slider latency and bytes per update",
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs (timings are noisy)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.1f}",
         "torch": torch.__version__, "torch_threads": THREADS, "device": "cpu",
         "targets": {"channel_change_ms": 20, "layer_change_warm_ms": 50, "bytes_per_heatmap_value": 4},
         "results": results,
