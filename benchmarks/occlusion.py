@@ -221,10 +221,10 @@ def main():
     x = torch.nn.functional.interpolate(d.images, size=(224, 224), mode="bilinear", align_corners=False).clamp(0, 1)
     out = {
         "what": "occlusion: Captum Occlusion vs fw.occlusion exact (incremental) vs approximate",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores shared with other jobs (noisy), torch "
-                   f"{torch.__version__}, {THREADS} thread(s)",
-        "timing": "seconds are CPU time of the benchmark process (time.process_time), robust to the other jobs "
-                  "on this shared machine; *_wall_s are wall-clock seconds of the same full runs",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average at start "
+                   f"{os.getloadavg()[0]:.1f}, torch {torch.__version__}, {THREADS} thread(s)",
+        "timing": "seconds are CPU time of the benchmark process (time.process_time), robust to other jobs "
+                  "on a shared machine; *_wall_s are wall-clock seconds of the same full runs",
         "approximate_settings": {"tau": approximate.TAU, "refine": approximate.REFINE},
         "fill": "gray for ours; Captum baseline 0 in normalized space (= the ImageNet mean colour) -- same cost",
         "targets": {"exact_vs_captum_vgg16_16_8": ">= 3x", "approximate_vs_captum_vgg16_16_8": ">= 10x"},
