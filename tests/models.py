@@ -64,3 +64,20 @@ def zoo(size: int = 64) -> dict[str, tuple[nn.Module, tuple]]:
         m.train()  # train mode on purpose: BatchNorm statistics must not move under featwidget
         out[name] = (m, (3, sizes.get(name, size), sizes.get(name, size)))
     return out
+
+
+def completeness_errors(net, x: torch.Tensor, steps: int, **kwargs) -> dict[bool, torch.Tensor]:
+    """Per image |sum of IG attributions - (f(x) - f(0))| / |f(x) - f(0)| for the predicted logit and a black
+    baseline, with the adaptive rule (key True) and the midpoint rule (key False)."""
+    import featwidget as fw
+
+    rows = torch.arange(x.shape[0])
+    with torch.no_grad():
+        logits = net(x)
+        c = logits.argmax(1)
+        f = logits[rows, c] - net(torch.zeros_like(x))[rows, c]
+    errors = {}
+    for adaptive in (True, False):
+        ig = fw.integrated_gradients(net, x, c, baseline="black", steps=steps, adaptive=adaptive, **kwargs)
+        errors[adaptive] = (ig.flatten(1).sum(1) - f).abs() / f.abs()
+    return errors

@@ -8,7 +8,7 @@ from torch import nn
 
 import featwidget as fw
 from featwidget.engine import assert_unchanged, snapshot
-from models import tiny_gap_cnn
+from models import completeness_errors, tiny_gap_cnn
 
 METHODS = {
     "gradient": lambda n, x, t: fw.gradient(n, x, t),
@@ -151,14 +151,6 @@ def test_demo_models_safety_and_integrated_gradients_completeness(name):
         assert_unchanged(net.module, snap)
     # completeness within 1 % at 64 steps (the check), black baseline; the adaptive rule also beats
     # the uniform midpoint rule at the same number of gradient evaluations
-    x = demo.images[:4]
-    with torch.no_grad():
-        logits = net(x)
-        c = logits.argmax(1)
-        f = logits[torch.arange(4), c] - net(torch.zeros_like(x))[torch.arange(4), c]
-    err = {}
-    for adaptive in (True, False):
-        ig = fw.integrated_gradients(net, x, c, baseline=0.0, steps=64, batch_size=32, adaptive=adaptive)
-        err[adaptive] = (ig.flatten(1).sum(1) - f).abs() / f.abs()
+    err = completeness_errors(net, demo.images[:4], steps=64, batch_size=32)
     assert (err[True][:2] <= 0.01).all(), err
     assert err[True].sum() < err[False].sum(), err

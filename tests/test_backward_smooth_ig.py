@@ -6,6 +6,7 @@ from torch import nn
 import featwidget as fw
 from featwidget.engine.backward.integrated_gradients import make_baseline, van_der_corput_order
 from featwidget.engine import assert_unchanged, snapshot
+from models import completeness_errors
 
 
 def small_net(seed=0, bn=True):
@@ -105,15 +106,7 @@ def test_integrated_gradients_completeness_on_the_demo_model_at_64_steps():
     (the predicted logit; there the attributions' absolute sum is 9-133x |f(x) - f(0)|, so a 1 % sum needs
     a far more accurate integral than a 1 % map). The midpoint rule misses it at the same cost."""
     demo = fw.demo.load("shapes")
-    net, x = demo.network, demo.images[:16]
-    with torch.no_grad():
-        logits = net(x)
-        c = logits.argmax(1)
-        f = logits[torch.arange(16), c] - net(torch.zeros_like(x))[torch.arange(16), c]
-    err = {}
-    for adaptive in (True, False):
-        ig = fw.integrated_gradients(net, x, None, baseline="black", steps=64, adaptive=adaptive)
-        err[adaptive] = (ig.flatten(1).sum(1) - f).abs() / f.abs()
+    err = completeness_errors(demo.network, demo.images[:16], steps=64)
     assert (err[True] < 0.01).all(), err[True]
     assert err[False].max() > 2 * err[True].max(), err
 
