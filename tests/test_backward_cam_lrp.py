@@ -217,3 +217,75 @@ def test_lrp_refuses_probability_targets_and_points_to_the_logit():
 def test_lrp_bad_arguments(kwargs, match):
     with pytest.raises(fw.FeatwidgetError, match=match):
         fw.lrp(BiasFree(), torch.rand(1, 3, 16, 16), **kwargs)
+
+
+class InPlaceSum(nn.Module):
+    """A conv output changed in place by something other than a ReLU: the rescaled-gradient path of the
+    epsilon rule must hand it to the general one."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        z = self.c1(x)
+        z += 0.5  # in place on the first layer's output: its value as made is gone
+        return self.fc(F.relu(self.c2(F.relu(z))).mean((2, 3)))
+
+
+def _lrp_module():
+    import importlib
+    return importlib.import_module("featwidget.engine.backward.lrp")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vgg11", "alexnet", "functional_relu", "demo", "convbn", "inplace"])
+def test_lrp_epsilon_fast_path_equals_the_general_path(model_zoo, monkeypatch, name):
+    """The epsilon rule runs as a rescaled gradient (lrp_epsilon.py) where it can; every rule also has the
+    general per-operation path. Both must give the same relevances, with z^B or without, for a small and a
+    large epsilon (where it matters which value each layer's rescaling reads)."""
+    lrp_module = _lrp_module()
+    torch.manual_seed(4)
+    if name == "demo":
+        demo = fw.demo.load("shapes")
+        net, x = demo.network, demo.images[:2]
+    elif name in ("convbn", "inplace"):
+        net = ConvBN() if name == "convbn" else InPlaceSum()
+        for bn in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
+            with torch.no_grad():
+                bn.running_mean.uniform_(-0.3, 0.3)
+                bn.running_var.uniform_(0.5, 2.0)
+                bn.weight.uniform_(-1.5, 1.5)
+        x = torch.rand(2, 3, 8, 8)
+    else:
+        net, size = model_zoo[name]
+        x = torch.rand(2, *size)
+    taken = []
+    general = lrp_module._rescaled_gradient
+
+    def spy(*args):
+        out = general(*args)
+        taken.append(out is not None)
+        return out
+
+    for input_rule in ("zb", "same"):
+        for eps in (1e-6, 0.25):
+            monkeypatch.setattr(lrp_module, "_rescaled_gradient", spy)
+            fast = fw.lrp(net, x, 1, epsilon=eps, input_rule=input_rule)
+            monkeypatch.setattr(lrp_module, "_rescaled_gradient", lambda *a: None)
+            ref = fw.lrp(net, x, 1, epsilon=eps, input_rule=input_rule)
+            assert torch.allclose(fast, ref, rtol=1e-4, atol=1e-6 * ref.abs().max()), (input_rule, eps)
+            assert ref.abs().sum() > 0
+    # the fast path ran (and did not quietly hand over) except where a value was overwritten in place
+    assert taken == [name != "inplace"] * 4
+    eps_matters = fw.lrp(net, x, 1, epsilon=0.25) - fw.lrp(net, x, 1, epsilon=1e-6)
+    assert eps_matters.abs().max() > 1e-4 * fw.lrp(net, x, 1).abs().max()
+
+
+def test_lrp_epsilon_zero_is_gradient_times_input_even_where_a_layer_output_is_zero():
+    m = BiasFree()
+    x = torch.rand(2, 3, 16, 16)
+    x[:, :, :8] = 0  # bias-free convolutions over a black region: layer outputs exactly 0 there
+    r = fw.lrp(m, x, 1, epsilon=0.0, input_rule="same")
+    assert torch.isfinite(r).all()
+    assert torch.allclose(r, fw.input_x_gradient(m, x, 1), atol=1e-6)

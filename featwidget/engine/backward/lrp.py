@@ -46,12 +46,11 @@ from ..errors import FeatwidgetError
 from ..safety import own_thread, preserved
 from ..targets import Combination, LogProb, Prob, Target
 from .common import prepare
+from .lrp_epsilon import CONV as _CONV, LINEAR as _LINEAR, Rescaled, factor
 
 RULES = ("epsilon", "gamma", "alpha_beta")
 INPUT_RULES = ("zb", "same")
 
-_CONV = {torch.conv2d, torch.conv1d, torch.conv3d, F.conv2d, F.conv1d, F.conv3d}
-_LINEAR = {F.linear, torch._C._nn.linear}
 _UNSUPPORTED = {
     torch._C._nn.gelu: "GELU", F.silu: "SiLU", F.elu: "ELU", F.selu: "SELU", F.celu: "CELU",
     F.hardswish: "Hardswish", F.hardsigmoid: "Hardsigmoid", F.relu6: "ReLU6", F.hardtanh: "Hardtanh",
@@ -91,25 +90,13 @@ def lrp(net, x, target=None, rule: str = "epsilon", epsilon: float = 1e-6, gamma
     bounds = None
     with preserved(net.module), torch.enable_grad():
         xg = x.detach().requires_grad_(True)
-        leaves = [xg]
         if input_rule == "zb":
-            lo = net.normalize(torch.zeros_like(x)).requires_grad_(True)
-            hi = net.normalize(torch.ones_like(x)).requires_grad_(True)
-            bounds = (lo, hi)
-            leaves += [lo, hi]
-        params = (rule, float(epsilon), float(gamma), float(alpha), float(beta), bounds)
-        try:
-            with _LRPMode(*params):
-                value = net.evaluate(xg, t)
-        except _NeedsName:
-            # Something has no rule. Only now pay for a hook on every module: the same pass again, to name
-            # the layer in the error it raises.
-            mode = _LRPMode(*params)
-            with _LayerNames(net.module, mode), mode:
-                net.evaluate(xg, t)
-            raise FeatwidgetError("LRP has no rule for an operation of this model (it did not repeat on a "
-                                  "second pass). Use fw.gradient or fw.integrated_gradients.") from None
-        grads = torch.autograd.grad(value.sum(), leaves, allow_unused=True)
+            bounds = tuple(net.normalize(v).requires_grad_(True) for v in (torch.zeros_like(x), torch.ones_like(x)))
+        grads = None
+        if rule == "epsilon":
+            grads = _rescaled_gradient(net, xg, t, float(epsilon), bounds)
+        if grads is None:
+            grads = _general(net, xg, t, (rule, float(epsilon), float(gamma), float(alpha), float(beta), bounds))
     # d/d(normalized x) = std * d/dx: the relevance of a pixel is its normalized value times that gradient
     relevance = xn * grads[0] * net.std.to(x.device, x.dtype)
     if bounds is not None:
@@ -117,6 +104,42 @@ def lrp(net, x, target=None, rule: str = "epsilon", epsilon: float = 1e-6, gamma
             if g is not None:
                 relevance = relevance + b.detach() * g
     return relevance
+
+
+def _rescaled_gradient(net, xg, t, eps, bounds):
+    """The epsilon rule as a rescaled gradient (lrp_epsilon.py): gradients w.r.t. the input (and the pixel
+    bounds of the z^B rule), or None where that path does not cover the model."""
+    mode = Rescaled(eps, zb=bounds is not None)
+    with mode:
+        value = net.evaluate(xg, t)
+    if not mode.finish(value):
+        return None
+    if bounds is None or mode.first is None:
+        return torch.autograd.grad(value.sum(), [xg, *(bounds or ())], allow_unused=True)
+    first = mode.first_output()
+    (g,) = torch.autograd.grad(value.sum(), [first.edge])
+    layer = mode.first
+    L = _parse(layer.func, layer.args, layer.kwargs, first=True)
+    L.fold = layer.folded
+    z_mod = _zb_mod(L, bounds)
+    c = g * first.z.detach() / _stab(z_mod.detach(), eps)
+    return torch.autograd.grad(z_mod, [xg, *bounds], c, allow_unused=True)
+
+
+def _general(net, xg, t, params):
+    """Every rule, one decision per operation of the forward pass (``_LRPMode``)."""
+    try:
+        with _LRPMode(*params):
+            value = net.evaluate(xg, t)
+    except _NeedsName:
+        # Something has no rule. Only now pay for a hook on every module: the same pass again, to name the
+        # layer in the error it raises.
+        mode = _LRPMode(*params)
+        with _LayerNames(net.module, mode), mode:
+            net.evaluate(xg, t)
+        raise FeatwidgetError("LRP has no rule for an operation of this model (it did not repeat on a "
+                              "second pass). Use fw.gradient or fw.integrated_gradients.") from None
+    return torch.autograd.grad(value.sum(), [xg, *(params[-1] or ())], allow_unused=True)
 
 
 def _check_target(t: Target) -> None:
@@ -257,14 +280,10 @@ class _LRPMode(TorchFunctionMode):
     def _layer(self, func, args, kwargs):
         if self._mentions_pending(args) or (kwargs and self._mentions_pending(kwargs.values())):
             args, kwargs = self._resolve_all(args), self._resolve_all(kwargs)
-        kwargs = dict(kwargs)
-        a = args[0] if args else kwargs.pop("input")
-        weight = args[1] if len(args) > 1 else kwargs.pop("weight")
-        bias = args[2] if len(args) > 2 else kwargs.pop("bias", None)
-        rest = tuple(args[3:])
+        layer = _parse(func, args, kwargs, self.first)
+        a, weight, bias, rest, kwargs = layer.a, layer.weight, layer.bias, layer.rest, layer.kwargs
         if not (isinstance(a, torch.Tensor) and a.requires_grad):
             return func(a, weight, bias, *rest, **kwargs)
-        layer = _Layer(func, a, weight, bias, rest, kwargs, None, self.first)
         if self.rule == "alpha_beta" and self.beta != 0 and not (layer.first and self.bounds is not None) \
                 and layer.groups == 1 and bool((a >= 0).all()):
             # alpha-beta needs W+ a and W- a; their sum is the layer's value, so one stacked call serves for
@@ -318,18 +337,6 @@ class _LRPMode(TorchFunctionMode):
             layer.y = self._rule(layer)
         return layer.y
 
-    @staticmethod
-    def _shaped(bound, a):
-        """The pixel bound laid out as the first layer's input (which may be the image flattened)."""
-        if bound.shape == a.shape:
-            return bound
-        if bound.numel() == a.numel():
-            return bound.reshape(a.shape)
-        raise FeatwidgetError(
-            f"The z^B input rule needs the first layer to read the image itself (possibly reshaped), but it "
-            f"reads a tensor of shape {tuple(a.shape)}. Use fw.lrp(..., input_rule='same')."
-        )
-
     def _through(self, z, z_mod, k: float = 1.0):
         """Value ``k z``; backward: the gradient of ``z_mod`` scaled by ``z / z_mod`` (the LRP identity)."""
         return _Ratio.apply(z.detach(), z_mod, self.eps, k)
@@ -357,17 +364,9 @@ class _LRPMode(TorchFunctionMode):
             return self._through(z, z)  # the plain graph through conv and BatchNorm already is W'^T
         if L.parts is not None:
             return self._alpha_beta_from_parts(L)
-        w, b = L.folded()
-        pos = lambda t: None if t is None else t.clamp(min=0)  # noqa: E731
-        neg = lambda t: None if t is None else t.clamp(max=0)  # noqa: E731
         if L.first and self.bounds is not None:
-            # W x - W+ l - W- h = W+ (x - l) + W- (x - h): one call with the two weights side by side on the
-            # input axis, whose backward is one pass as well (the layer's own W x is not needed)
-            lo, hi = (self._shaped(b, a) for b in self.bounds)
-            if L.groups == 1:
-                return self._through(z, L(torch.cat((a - lo, a - hi), L.channel_axis),
-                                          torch.cat((pos(w), neg(w)), 1)))
-            return self._through(z, L(a - lo, pos(w)) + L(a - hi, neg(w)))
+            return self._through(z, _zb_mod(L, self.bounds))
+        w, b = L.folded()
         # after a ReLU the input has no negative part: skip its half of the computation
         ap, an = (a, None) if bool((a >= 0).all()) else (a.clamp(min=0), a.clamp(max=0))
         if self.rule == "gamma":
@@ -376,19 +375,60 @@ class _LRPMode(TorchFunctionMode):
             if an is not None:
                 z_mod = z_mod + L(an, _lifted(w, g, False))
             return self._through(z, z_mod)
-        wp, wn = pos(w), neg(w)
+        wp, wn = _pos(w), _neg(w)
         if self.beta == 0:  # alpha = 1: the negative contributions get no relevance and need no pass
-            zp = L(ap, wp, pos(b))
+            zp = L(ap, wp, _pos(b))
             return self._through(z, zp if an is None else zp + L(an, wn))
         if an is None and L.groups == 1:
             # W+ a and W- a in one call, the weights stacked on the output axis; its backward is one pass too
-            zp, zn = L(ap, torch.cat((wp, wn)), None if b is None else torch.cat((pos(b), neg(b)))).chunk(
+            zp, zn = L(ap, torch.cat((wp, wn)), None if b is None else torch.cat((_pos(b), _neg(b)))).chunk(
                 2, L.channel_axis)
         else:
-            zp, zn = L(ap, wp, pos(b)), L(ap, wn, neg(b))
+            zp, zn = L(ap, wp, _pos(b)), L(ap, wn, _neg(b))
             if an is not None:
                 zp, zn = zp + L(an, wn), zn + L(an, wp)
         return self._through(z, zp, self.alpha) + self._through(z, zn, -self.beta)
+
+
+def _pos(t):
+    return None if t is None else t.clamp(min=0)
+
+
+def _neg(t):
+    return None if t is None else t.clamp(max=0)
+
+
+def _parse(func, args, kwargs, first: bool) -> _Layer:
+    """A conv / linear call's arguments, whether given by position or by name, as a ``_Layer``."""
+    kwargs = dict(kwargs)
+    a = args[0] if args else kwargs.pop("input")
+    weight = args[1] if len(args) > 1 else kwargs.pop("weight")
+    bias = args[2] if len(args) > 2 else kwargs.pop("bias", None)
+    return _Layer(func, a, weight, bias, tuple(args[3:]), kwargs, None, first)
+
+
+def _zb_mod(L: _Layer, bounds) -> torch.Tensor:
+    """The z^B rule's denominator at the first layer, W x - W+ l - W- h = W+ (x - l) + W- (x - h), as one call
+    with the two weights side by side on the input axis (its backward is one pass too; the layer's own W x
+    is not needed)."""
+    a = L.a
+    w, _ = L.folded()
+    lo, hi = (_shaped(b, a) for b in bounds)
+    if L.groups == 1:
+        return L(torch.cat((a - lo, a - hi), L.channel_axis), torch.cat((_pos(w), _neg(w)), 1))
+    return L(a - lo, _pos(w)) + L(a - hi, _neg(w))
+
+
+def _shaped(bound, a):
+    """The pixel bound laid out as the first layer's input (which may be the image flattened)."""
+    if bound.shape == a.shape:
+        return bound
+    if bound.numel() == a.numel():
+        return bound.reshape(a.shape)
+    raise FeatwidgetError(
+        f"The z^B input rule needs the first layer to read the image itself (possibly reshaped), but it "
+        f"reads a tensor of shape {tuple(a.shape)}. Use fw.lrp(..., input_rule='same')."
+    )
 
 
 def _lifted(w: torch.Tensor, gamma: float, positive: bool) -> torch.Tensor:
@@ -425,9 +465,7 @@ class _Ratio(torch.autograd.Function):
     def backward(ctx, g):
         z, z_mod = ctx.saved_tensors
         if z_mod is z or z_mod.data_ptr() == z.data_ptr():
-            # epsilon rule: z / (z + eps sign z) = |z| / (|z| + eps), four passes instead of seven
-            r = z.abs()
-            r.div_(r + ctx.eps)
+            r = factor(z, ctx.eps)  # epsilon rule: z / (z + eps sign z) = |z| / (|z| + eps)
         else:
             r = z / _stab(z_mod, ctx.eps)
         r.mul_(g)
