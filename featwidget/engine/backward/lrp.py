@@ -15,8 +15,11 @@ by ``z / z_mod``. ReLU, max pooling (winner takes all), average pooling and sums
 is the LRP-0 rule. A BatchNorm right after a conv/linear layer is folded into it for the call only (folded
 copies of the weights; the user's parameters are not touched).
 
-The forward pass runs under a ``TorchFunctionMode`` that sees every ``conv2d`` / ``linear`` /
-``batch_norm`` call, functional or from a module. A conv output is kept "pending" until its first consumer
+The epsilon rule needs no modified layer at all -- only the gradient at each layer output rescaled -- and runs
+as such where it can (lrp_epsilon.py, the same numbers at about the cost of a gradient). Every rule, and the
+epsilon rule where that path does not apply, runs the general path below: the forward pass under a
+``TorchFunctionMode`` that sees every ``conv2d`` / ``linear`` / ``batch_norm`` call, functional or from a
+module. A conv output is kept "pending" until its first consumer
 (a metadata read such as BatchNorm's ``dim()`` check does not count) shows whether a BatchNorm follows.
 Element-wise nonlinearities other than (leaky) ReLU, gating products and data-dependent normalizations have
 no rule here: they raise an error naming the layer (the pass is then repeated with a hook on every module,
