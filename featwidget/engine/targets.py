@@ -21,23 +21,32 @@ Index = Union[int, Sequence[int], torch.Tensor]
 
 
 def _index(value: Index, batch: int, device, what: str) -> torch.Tensor:
+    """``value`` as B indices on ``device`` (None: where it is -- the host for an int or a list)."""
     idx = torch.as_tensor(value, device=device).long().reshape(-1)
     if idx.numel() == 1:
         idx = idx.expand(batch)
     if idx.numel() != batch:
         raise FeatwidgetError(
-            f"{what} has {idx.numel()} entries for a batch of {batch} images; "
-            f"give one index, or one per image."
+            f"{what} has {idx.numel()} entries for a batch of {batch} images; give one index, or one per image."
         )
     return idx
 
 
-def _pick(values: torch.Tensor, idx: torch.Tensor, what: str) -> torch.Tensor:
+def _pick(values: torch.Tensor, index: Index, what: str, where: str) -> torch.Tensor:
+    """``values[b, index[b]]`` for every sample b, (B,); ``index`` one entry for all or one per sample.
+
+    The range is checked where the index lives: an int or a list on the host, so that an optimization step on
+    a GPU never waits for a check; only an index the user put on the GPU costs a synchronization (an
+    out-of-range gather there would be a device-side assert that breaks the CUDA context)."""
     n = values.shape[1]
-    lo, hi = torch.aminmax(idx)
-    if lo.item() < 0 or hi.item() >= n:
-        bad = idx[(idx < 0) | (idx >= n)][0].item()
-        raise FeatwidgetError(f"{what} {bad} is out of range: valid values are 0 to {n - 1}.")
+    if type(index) is int:  # one index for the whole batch: a column
+        if not 0 <= index < n:
+            raise FeatwidgetError(f"{where} {index} is out of range: valid values are 0 to {n - 1}.")
+        return values[:, index]
+    idx = _index(index, values.shape[0], None, what)  # an int / list stays on the host
+    bad = idx[(idx < 0) | (idx >= n)]
+    if bad.numel():
+        raise FeatwidgetError(f"{where} {bad[0].item()} is out of range: valid values are 0 to {n - 1}.")
     return values.gather(1, idx[:, None].to(values.device))[:, 0]
 
 
@@ -125,14 +134,7 @@ class _ClassScore(Target):
         return output
 
     def evaluate(self, output, acts):
-        c = self.c
-        if type(c) is int:  # one class for the whole batch: a column, no index tensor to build and check
-            n = output.shape[1]
-            if not 0 <= c < n:
-                raise FeatwidgetError(f"Class index {c} is out of range: valid values are 0 to {n - 1}.")
-            return self.scores(output)[:, c]
-        idx = _index(c, output.shape[0], output.device, "Class index")
-        return _pick(self.scores(output), idx, "Class index")
+        return _pick(self.scores(output), self.c, "Class index", "Class index")
 
 
 class Logit(_ClassScore):
@@ -187,9 +189,9 @@ class Neuron(Target):
 
     def evaluate(self, output, acts):
         a = _act(acts, self.layer)
-        idx = _index(self.channel, a.shape[0], a.device, "Channel index")
+        where = f"Channel of layer {self.layer!r}"
         if a.dim() == 2:
-            return _pick(a, idx, f"Channel of layer {self.layer!r}")
+            return _pick(a, self.channel, "Channel index", where)
         if a.dim() != 4:
             raise FeatwidgetError(f"Neuron needs a (B, C) or (B, C, H, W) layer; {self.layer!r} gives {tuple(a.shape)}.")
         h, w = a.shape[2:]
@@ -197,7 +199,7 @@ class Neuron(Target):
         x = w // 2 if self.x is None else self.x
         if not (0 <= y < h and 0 <= x < w):
             raise FeatwidgetError(f"Position ({y}, {x}) is outside layer {self.layer!r} of size {h}x{w}.")
-        return _pick(a[:, :, y, x], idx, f"Channel of layer {self.layer!r}")
+        return _pick(a[:, :, y, x], self.channel, "Channel index", where)
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,9 +215,8 @@ class Channel(Target):
 
     def evaluate(self, output, acts):
         a = _act(acts, self.layer)
-        idx = _index(self.channel, a.shape[0], a.device, "Channel index")
         per_channel = a.flatten(2).mean(2) if a.dim() > 2 else a
-        return _pick(per_channel, idx, f"Channel of layer {self.layer!r}")
+        return _pick(per_channel, self.channel, "Channel index", f"Channel of layer {self.layer!r}")
 
 
 @dataclass(frozen=True, eq=False)
