@@ -231,12 +231,16 @@ def _step(net, target, p, opt, settings, rng, index, redirect):
             f"input size, pass transforms={{'jitter': ..., 'scale': ..., 'rotate': ...}} without 'pad', and "
             f"size=None."
         ) from e
-    loss = -value.sum()
-    for r in regs.values():
-        if isinstance(r, Penalty) and r.active:  # a zero weight costs nothing
-            loss = loss + r.value * r.penalty(img).sum()
+    penalties = [r for r in regs.values() if isinstance(r, Penalty) and r.active]  # a zero weight costs nothing
     wrt = p.tensors + ([img] if need_img_grad else [])
-    grads = torch.autograd.grad(loss, wrt)
+    if penalties:
+        loss = -value.sum()
+        for r in penalties:
+            loss = loss + r.value * r.penalty(img).sum()
+        grads = torch.autograd.grad(loss, wrt)
+    else:  # d(-sum(value)) / d(value) is -1 per image: handed to autograd as such, no graph for the sum
+        grads = torch.autograd.grad(value, wrt, torch.full_like(value, -1.0))
+        loss = -value.detach().sum()
     value = value.detach()
     # a zero objective (a switched-off unit) or a zero gradient for some image: redirect ReLU gradients soon
     stuck = (torch.minimum(value.abs(), grads[0].flatten(1).abs().amax(1)) == 0).any()

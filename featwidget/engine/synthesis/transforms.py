@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from .knobs import Knob
 
@@ -96,6 +97,11 @@ def warp(img: torch.Tensor, pad: int, scale, angle, shift) -> torch.Tensor:
     """Zoom by ``scale`` (B,), rotate by ``angle`` degrees (B,), shift by ``shift`` (B, 2) pixels (x, y), all
     about the image centre, onto a canvas ``pad`` pixels larger on each side, filled with mid-gray. The
     amounts are tensors or arrays."""
+    return _Warp.apply(img, sampling_grid(img, pad, scale, angle, shift))
+
+
+def sampling_grid(img: torch.Tensor, pad: int, scale, angle, shift) -> torch.Tensor:
+    """The (B, H + 2 pad, W + 2 pad, 2) ``grid_sample`` grid of ``warp``."""
     b, c, h, w = img.shape
     hc, wc = h + 2 * pad, w + 2 * pad
     a = _float64(angle) * (math.pi / 180)
@@ -105,17 +111,41 @@ def warp(img: torch.Tensor, pad: int, scale, angle, shift) -> torch.Tensor:
     # Output pixel p (centred, pixel units) samples input q = M^-1 (p - t), with M = s R(a). In grid_sample's
     # normalized units (canvas half-sizes wc/2, hc/2 out, image half-sizes w/2, h/2 in) that is
     # theta = [[cos wc/w, sin hc/w, -(cos sx + sin sy) 2/w], [-sin wc/h, cos hc/h, (sin sx - cos sy) 2/h]].
-    theta = np.stack([cos * (wc / w), sin * (hc / w), -(cos * sx + sin * sy) * (2 / w),
-                      -sin * (wc / h), cos * (hc / h), (sin * sx - cos * sy) * (2 / h)], 1)
-    theta = theta.reshape(b, 2, 3)
     # The map is affine, so the grid is a sum of a per-column and a per-row term: (B, 2, W) and (B, 2, H)
     # outer products of a few hundred numbers (numpy, float64, sent to the device in one piece), then one
     # broadcast add into (B, 2, H, W) with the long W axis innermost, handed to grid_sample as a (B, H, W, 2)
     # view. (affine_grid's (H*W, 3) x (3, 2) product, or a broadcast add into the (B, H, W, 2) layout with its
     # inner axis of 2, take four to five times as long.)
-    cols = theta[:, :, 0:1] * _centres(wc)  # (B, 2, W)
-    rows = theta[:, :, 2:3] + theta[:, :, 1:2] * _centres(hc)  # (B, 2, H)
-    both = torch.from_numpy(np.concatenate([cols, rows], 2)).to(img.device, img.dtype)
-    grid = (both[:, :, None, :wc] + both[:, :, wc:, None]).permute(0, 2, 3, 1)  # (B, H, W, 2)
-    # sampling the centred image makes the zero padding of grid_sample a mid-gray fill
-    return F.grid_sample(img - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
+    both = np.empty((b, 2, wc + hc))
+    cols, rows = both[:, :, :wc], both[:, :, wc:]
+    np.multiply.outer(cos * (wc / w), _centres(wc), out=cols[:, 0])
+    np.multiply.outer(-sin * (wc / h), _centres(wc), out=cols[:, 1])
+    np.multiply.outer(sin * (hc / w), _centres(hc), out=rows[:, 0])
+    np.multiply.outer(cos * (hc / h), _centres(hc), out=rows[:, 1])
+    rows[:, 0] += (-(cos * sx + sin * sy) * (2 / w))[:, None]
+    rows[:, 1] += ((sin * sx - cos * sy) * (2 / h))[:, None]
+    both = torch.from_numpy(both).to(img.device, img.dtype)
+    return (both[:, :, None, :wc] + both[:, :, wc:, None]).permute(0, 2, 3, 1)  # (B, H, W, 2)
+
+
+class _Warp(torch.autograd.Function):
+    """``grid_sample(img - 0.5, grid) + 0.5``, bilinear: sampling the centred image makes grid_sample's zero
+    padding a mid-gray fill.
+
+    One graph node instead of three (sub, grid_sample, add; the add done in place), and a backward that asks
+    aten's ``grid_sampler_2d_backward`` -- the very function autograd would call -- for the image's gradient
+    only: the grid is a constant of the step."""
+
+    @staticmethod
+    def forward(ctx, img, grid):
+        centred = img - 0.5
+        out = F.grid_sample(centred, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        ctx.save_for_backward(centred, grid)
+        return out.add_(0.5)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        centred, grid = ctx.saved_tensors
+        grad_img, _ = torch.ops.aten.grid_sampler_2d_backward(grad, centred, grid, 0, 0, False, [True, False])
+        return grad_img, None
