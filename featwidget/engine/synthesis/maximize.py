@@ -28,6 +28,7 @@ from ..targets import as_target
 from . import param as P
 from . import transforms as T
 from .adam import Adam
+from .channels import OnlyChannels, channels_read
 from .redirect import RedirectedRelu
 from .regularizers import OPERATIONS, Penalty, REGULARIZERS
 from .settings import Settings, knobs
@@ -223,7 +224,9 @@ def _step(net, target, p, opt, settings, rng, index, redirect):
     need_img_grad = any(getattr(r, "needs_gradient", False) for r in ops)
     x = T.apply(img, dict(settings.transforms), rng)
     try:
-        with RedirectedRelu() if redirect else contextlib.nullcontext():
+        sliced = channels_read(net, target)
+        with (RedirectedRelu() if redirect else contextlib.nullcontext()), \
+                (OnlyChannels(*sliced) if sliced else contextlib.nullcontext()):
             value = net.evaluate(x, target)
     except RuntimeError as e:
         raise FeatwidgetError(
