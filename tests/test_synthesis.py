@@ -117,6 +117,49 @@ def test_adam_is_torch_adam():
     assert torch.allclose(mine, refs[1].detach(), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["fourier", "pixel"])
+@pytest.mark.parametrize("regularizers", [None, {"tv": 0.3, "l2": 0.1, "grad_blur": 1.0}])
+def test_a_step_backpropagates_the_exact_gradient_of_the_whole_pipeline(small, kind, regularizers):
+    # the step runs autograd through the network only and backpropagates the image's steps by hand; its
+    # gradient must be autograd's through everything: parameterization, transforms, network, penalties
+    import importlib
+
+    from featwidget.engine import preserved
+    from featwidget.engine.synthesis.adam import Adam
+    from featwidget.engine.synthesis.settings import knobs
+
+    M = importlib.import_module("featwidget.engine.synthesis.maximize")
+    m, net = small
+    target = fw.Channel("conv2", 3) + 0.5 * fw.Logit(2)
+    settings = Settings(lr=0.05, param=kind, regularizers=knobs(regularizers, M.REGULARIZERS, "regularizer"),
+                        transforms=knobs({"pad": 3, "jitter": 2, "scale": 0.1, "rotate": 10.0}, T.TRANSFORMS,
+                                         "transform", 24))
+    p = P.make(kind, 2, 3, (24, 24), True, "cpu", torch.Generator().manual_seed(0))
+    opt = Adam(p.tensors, 0.05)
+    seen = []
+    opt.step = lambda grads: seen.append([g.clone() for g in grads])
+    with preserved(m):
+        M._step(net, target, p, opt, settings, torch.Generator().manual_seed(5), 0, False)
+        # the reference from plain autograd operations only (no hand-written backward shared with the step)
+        if kind == "fourier":
+            t = torch.fft.irfft2(torch.view_as_complex(p.spectrum * p._weight), s=(24, 24), norm="ortho")
+            img = torch.sigmoid(torch.einsum("ij,bjhw->bihw", P.COLOR, t))
+        else:
+            img = p._to_rgb(p.raw)
+        blur = settings.regularizers.get("grad_blur")
+        if blur is not None:
+            img.register_hook(blur.blur)
+        grid = T.draw(img, settings.transforms, torch.Generator().manual_seed(5))
+        x = F.grid_sample(img - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
+        loss = -net.evaluate(x, target).sum()
+        for r in settings.regularizers.values():
+            if hasattr(r, "penalty"):
+                loss = loss + r.value * r.penalty(img).sum()
+        ref = torch.autograd.grad(loss, p.tensors)
+    for mine, want in zip(seen[0], ref):
+        assert (mine - want).abs().max() <= 1e-6 * want.abs().max()
+
+
 def test_gaussian_blur_keeps_constants_and_mass():
     x = torch.full((1, 3, 9, 9), 0.3)
     assert torch.allclose(gaussian_blur(x, 1.5), x, atol=1e-6)

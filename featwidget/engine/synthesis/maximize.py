@@ -213,16 +213,19 @@ def optimize(net: Network, target, plan: list, batch: int, settings: Settings, r
 
 
 def _step(net, target, p, opt, settings, rng, index, redirect):
+    # Autograd runs through the network only, from the canvas it is fed: the image's own steps (the
+    # parameterization, the transforms, the penalties) are backpropagated by hand -- ``Param.pullback``,
+    # ``transforms.sample_pullback`` -- which on a small image saves a good part of the per-step cost that is
+    # not the network's. The gradients are the same operations autograd would run.
     opt.lr = settings.step_size
     regs = dict(settings.regularizers)  # a slider thread may add entries mid-step
-    img = p.image()
-    blur_grad = regs.get("grad_blur")
-    if blur_grad is not None and blur_grad.active:
-        img.register_hook(blur_grad.blur)
     ops = [r for name, r in regs.items() if name in OPERATIONS and name != "grad_blur" and r.active
            and index % r.every == r.every - 1]
-    need_img_grad = any(getattr(r, "needs_gradient", False) for r in ops)
-    x = T.apply(img, dict(settings.transforms), rng)
+    img, saved = p.decode()
+    grid = T.draw(img, dict(settings.transforms), rng)
+    with torch.no_grad():
+        x, centred = (img.detach(), None) if grid is None else T.sample(img, grid)
+    x.requires_grad_(True)
     try:
         sliced = channels_read(net, target)
         with (RedirectedRelu() if redirect else contextlib.nullcontext()), \
@@ -234,27 +237,34 @@ def _step(net, target, p, opt, settings, rng, index, redirect):
             f"input size, pass transforms={{'jitter': ..., 'scale': ..., 'rotate': ...}} without 'pad', and "
             f"size=None."
         ) from e
-    penalties = [r for r in regs.values() if isinstance(r, Penalty) and r.active]  # a zero weight costs nothing
-    wrt = p.tensors + ([img] if need_img_grad else [])
-    if penalties:
-        loss = -value.sum()
-        for r in penalties:
-            loss = loss + r.value * r.penalty(img).sum()
-        grads = torch.autograd.grad(loss, wrt)
-    else:  # d(-sum(value)) / d(value) is -1 per image: handed to autograd as such, no graph for the sum
-        grads = torch.autograd.grad(value, wrt, torch.full_like(value, -1.0))
-        loss = -value.detach().sum()
+    # d(-sum(value)) / d(value) is -1 per image
+    (grad,) = torch.autograd.grad(value, x, torch.full_like(value, -1.0))
     value = value.detach()
+    with torch.no_grad():
+        if grid is not None:
+            grad = T.sample_pullback(grad, centred, grid)
+        loss = -value.sum()
+    penalties = [r for r in regs.values() if isinstance(r, Penalty) and r.active]  # a zero weight costs nothing
+    if penalties:
+        leaf = img.detach().requires_grad_(True)
+        for r in penalties:
+            loss = loss + r.value * r.penalty(leaf).sum()
+        grad = grad + torch.autograd.grad(loss, leaf)[0]
+        loss = loss.detach()
+    blur_grad = regs.get("grad_blur")
+    if blur_grad is not None and blur_grad.active:
+        grad = blur_grad.blur(grad)
+    grads = p.pullback(saved, grad)
     # a zero objective (a switched-off unit) or a zero gradient for some image: redirect ReLU gradients soon
     stuck = (torch.minimum(value.abs(), grads[0].flatten(1).abs().amax(1)) == 0).any()
-    opt.step(grads[:len(p.tensors)])
+    opt.step(grads)
     with torch.no_grad():
         if settings.noise > 0:
             for t in p.tensors:
                 t.add_(torch.randn(t.shape, generator=rng).to(t.device) * settings.noise)
         if ops:
             out = p.image()
-            for r in ops:
-                out = r.apply(out, grads[-1] if need_img_grad else None)
+            for r in ops:  # Clip by contribution reads the image's gradient
+                out = r.apply(out, grad)
             p.set_image(out)
-    return value, loss.detach(), stuck
+    return value, loss, stuck

@@ -61,6 +61,17 @@ class Param:
     def set_image(self, img: torch.Tensor) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def decode(self):
+        """``(image, saved)``: the image as a plain tensor (no graph) and what ``pullback`` needs. An
+        optimization step backpropagates through the network with autograd and through the image with
+        ``pullback``: a parameterization with a hand-written gradient then costs no graph at all."""
+        img = self.image()
+        return img.detach(), img
+
+    def pullback(self, saved, grad: torch.Tensor) -> list:
+        """The gradients of ``tensors`` given the gradient ``grad`` of the image from ``decode``."""
+        return list(torch.autograd.grad(saved, self.tensors, grad))
+
     # colour space -> [0, 1]
     def _to_rgb(self, t: torch.Tensor) -> torch.Tensor:
         if self.decorrelate:
@@ -113,19 +124,32 @@ def _hermitian_weight(weight: torch.Tensor, w: int) -> torch.Tensor:
     return weight * double
 
 
+def _fourier_image(spectrum, weight, color, size) -> torch.Tensor:
+    """sigmoid(colour @ irfft2(spectrum * weight))."""
+    t = torch.fft.irfft2(torch.view_as_complex(spectrum * weight), s=size, norm="ortho")
+    if color is not None:
+        t = _mix(color, t)
+    return t.sigmoid_()  # t is this function's own temporary
+
+
+def _fourier_pullback(grad, img, back_weight, color) -> torch.Tensor:
+    """The gradient of ``_fourier_image`` w.r.t. the spectrum, given the image's gradient ``grad``: exactly
+    sigmoid', colour^T, rfft2 and one multiply by the precomputed ``back_weight``."""
+    g = torch.ops.aten.sigmoid_backward(grad, img)
+    if color is not None:
+        g = _mix(color.T, g)
+    return torch.view_as_real(torch.fft.rfft2(g, norm="ortho")).mul_(back_weight)
+
+
 class _FourierImage(torch.autograd.Function):
-    """spectrum -> sigmoid(colour @ irfft2(spectrum * weight)) with a hand-written backward.
+    """``_fourier_image`` with ``_fourier_pullback`` as its backward.
 
     Autograd would run the same four operations backwards, plus a complex multiply of half the spectrum (the
-    Hermitian doubling), complex view bookkeeping and one graph node per operation; here the backward is
-    exactly sigmoid', colour^T, rfft2 and one multiply by the precomputed ``back_weight``."""
+    Hermitian doubling), complex view bookkeeping and one graph node per operation."""
 
     @staticmethod
     def forward(ctx, spectrum, weight, back_weight, color, size):
-        t = torch.fft.irfft2(torch.view_as_complex(spectrum * weight), s=size, norm="ortho")
-        if color is not None:
-            t = _mix(color, t)
-        img = t.sigmoid_()  # t is this function's own temporary
+        img = _fourier_image(spectrum, weight, color, size)
         ctx.save_for_backward(img, back_weight, color)
         ctx.has_color = color is not None
         return img
@@ -133,10 +157,7 @@ class _FourierImage(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         img, back_weight, color = ctx.saved_tensors
-        g = torch.ops.aten.sigmoid_backward(grad, img)
-        if ctx.has_color:
-            g = _mix(color.T, g)
-        return torch.view_as_real(torch.fft.rfft2(g, norm="ortho")).mul_(back_weight), None, None, None, None
+        return _fourier_pullback(grad, img, back_weight, color if ctx.has_color else None), None, None, None, None
 
 
 class Fourier(Param):
@@ -157,6 +178,14 @@ class Fourier(Param):
     def image(self):
         color = self._color if self.decorrelate else None
         return _FourierImage.apply(self.spectrum, self._weight, self._back_weight, color, self.size)
+
+    def decode(self):
+        with torch.no_grad():
+            img = _fourier_image(self.spectrum, self._weight, self._color if self.decorrelate else None, self.size)
+        return img, img
+
+    def pullback(self, img, grad):
+        return [_fourier_pullback(grad, img, self._back_weight, self._color if self.decorrelate else None)]
 
     @torch.no_grad()
     def set_image(self, img):

@@ -131,10 +131,6 @@ class Clip(Knob):
             raise FeatwidgetError(f"Clip.by must be 'norm' or 'contribution', got {v!r}.")
         super().__setattr__(name, v)
 
-    @property
-    def needs_gradient(self) -> bool:
-        return self.by == "contribution"
-
     def apply(self, img, grad=None):
         c = _centred(img)
         score = c.norm(dim=1) if self.by == "norm" else (c * grad).sum(1).abs()

@@ -70,12 +70,19 @@ def _centres(n: int) -> np.ndarray:
 
 def apply(img: torch.Tensor, transforms: dict, generator: torch.Generator | None = None) -> torch.Tensor:
     """Randomly transform every image of ``img`` (B, C, H, W) -> (B, C, H + 2 pad, W + 2 pad)."""
+    grid = draw(img, transforms, generator)
+    return img if grid is None else _Warp.apply(img, grid)
+
+
+def draw(img: torch.Tensor, transforms: dict, generator: torch.Generator | None = None):
+    """The ``sampling_grid`` of one random draw of ``transforms`` for every image of ``img``; None when there
+    is nothing to do."""
     pad = transforms["pad"].value if "pad" in transforms else 0
     jitter = transforms["jitter"].value if "jitter" in transforms else 0
     spread = transforms["scale"].value if "scale" in transforms else 0.0
     degrees = transforms["rotate"].value if "rotate" in transforms else 0.0
     if not (pad or jitter or spread or degrees):
-        return img
+        return None
     # zoom, angle, shift x, shift y for every image from one draw (the same stream as four draws of B);
     # the few numbers per image are cheaper to combine in numpy than as a dozen tiny tensor operations
     u = torch.rand(4, img.shape[0], generator=generator, dtype=torch.float64).numpy()
@@ -86,7 +93,7 @@ def apply(img: torch.Tensor, transforms: dict, generator: torch.Generator | None
     scale = uniform(u[0], 1 - spread, 1 + spread)
     angle = uniform(u[1], -degrees, degrees)
     shift = np.stack([uniform(u[2], -jitter, jitter), uniform(u[3], -jitter, jitter)], 1).round()
-    return warp(img, pad, scale, angle, shift)
+    return sampling_grid(img, pad, scale, angle, shift)
 
 
 def _float64(v) -> np.ndarray:
@@ -128,24 +135,31 @@ def sampling_grid(img: torch.Tensor, pad: int, scale, angle, shift) -> torch.Ten
     return (both[:, :, None, :wc] + both[:, :, wc:, None]).permute(0, 2, 3, 1)  # (B, H, W, 2)
 
 
-class _Warp(torch.autograd.Function):
+def sample(img: torch.Tensor, grid: torch.Tensor):
     """``grid_sample(img - 0.5, grid) + 0.5``, bilinear: sampling the centred image makes grid_sample's zero
-    padding a mid-gray fill.
+    padding a mid-gray fill. Returns the canvas and the centred image (for ``sample_pullback``)."""
+    centred = img - 0.5
+    out = F.grid_sample(centred, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.add_(0.5), centred
 
-    One graph node instead of three (sub, grid_sample, add; the add done in place), and a backward that asks
-    aten's ``grid_sampler_2d_backward`` -- the very function autograd would call -- for the image's gradient
-    only: the grid is a constant of the step."""
+
+def sample_pullback(grad: torch.Tensor, centred: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """The gradient of ``sample`` w.r.t. the image: aten's ``grid_sampler_2d_backward`` -- the very function
+    autograd would call -- asked for the image's gradient only (the grid is a constant of the step)."""
+    return torch.ops.aten.grid_sampler_2d_backward(grad, centred, grid, 0, 0, False, [True, False])[0]
+
+
+class _Warp(torch.autograd.Function):
+    """``sample`` as one graph node instead of three (sub, grid_sample, add), with ``sample_pullback``."""
 
     @staticmethod
     def forward(ctx, img, grid):
-        centred = img - 0.5
-        out = F.grid_sample(centred, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        out, centred = sample(img, grid)
         ctx.save_for_backward(centred, grid)
-        return out.add_(0.5)
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         centred, grid = ctx.saved_tensors
-        grad_img, _ = torch.ops.aten.grid_sampler_2d_backward(grad, centred, grid, 0, 0, False, [True, False])
-        return grad_img, None
+        return sample_pullback(grad, centred, grid), None
