@@ -44,6 +44,8 @@ def channels_read(net, target):
     channels = sorted({t.channel for t in terms})
     if not all(0 <= c < module.out_channels for c in channels):
         return None  # the objective reports the bad index itself
+    if len(channels) == module.out_channels:
+        return None  # nothing to leave out
     return module, channels
 
 
