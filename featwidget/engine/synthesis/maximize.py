@@ -3,9 +3,10 @@
 Gradient ascent on an image parameterization so that a target of the engine algebra (a neuron, a channel, a
 layer's energy, a logit, a probability, a log-probability, or any weighted sum of them) becomes large, under
 regularizers and random transforms. One step is: decode the parameterization, transform the batch (one
-``grid_sample``), forward *up to the deepest layer the objective reads*, backward to the parameterization
-only (the model's parameters are frozen for the call), an Adam update, then the optional between-step
-operations (blur, clip, Langevin noise). Settings are re-read at every step (see ``Settings``). Once a step
+``grid_sample``), forward *up to the deepest layer the objective reads* (of a convolution layer, only the
+channels it reads: ``channels.py``), backward to the canvas with autograd and from there to the
+parameterization by hand (the model's parameters are frozen for the call), an Adam update, then the optional
+between-step operations (blur, clip, Langevin noise). Settings are re-read at every step (see ``Settings``). Once a step
 has given some image an exactly zero gradient (a unit behind a switched-off ReLU), the step after next runs
 with redirected ReLU gradients (``redirect.py``), so a dead start gets moving; the flag is read two steps late
 so that the host never waits for the device. The loop's own bookkeeping reads nothing back to the host
