@@ -44,17 +44,18 @@ def test_smoothgrad_is_the_mean_over_seeded_noise_and_bounded_by_batch_size():
     a = fw.smoothgrad(net, x, 1, sigma=0.2, samples=9, batch_size=4, seed=5)
     h.remove()
     assert max(sizes) <= 4 and sum(sizes) == 2 * 9  # no extra forward: the target is a fixed class
-    assert sizes[0] == 2  # first chunk: one sample per image, for an early picture
+    assert sizes == [4, 4, 4, 4, 2]  # no progress callback: full chunks
     assert torch.equal(a, fw.smoothgrad(m, x, 1, sigma=0.2, samples=9, batch_size=4, seed=5))
     b = fw.smoothgrad(m, x, 1, sigma=0.2, samples=9, batch_size=4, seed=6)
     assert not torch.allclose(a, b)
-    # reference: the same noise, drawn the same way, averaged by a plain loop
+    # reference: the same noise, drawn the same way (blocks of batch_size items), averaged by a plain loop
     gen = torch.Generator().manual_seed(5)
+    noise = torch.cat([torch.randn((4, 3, 16, 16), generator=gen) for _ in range(5)])
     scale = 0.2 * (x.amax((1, 2, 3)) - x.amin((1, 2, 3)))
     total = torch.zeros_like(x)
-    for start, end in [(0, 2), (2, 6), (6, 10), (10, 14), (14, 18)]:
+    for start, end in [(0, 4), (4, 8), (8, 12), (12, 16), (16, 18)]:
         image = torch.arange(start, end) % 2
-        xs = x[image] + torch.randn(x[image].shape, generator=gen) * scale[image, None, None, None]
+        xs = x[image] + noise[start:end] * scale[image, None, None, None]
         total.index_add_(0, image, _grad(m, xs, 1))
     assert torch.allclose(a, total / 9, atol=1e-6)
 
@@ -65,6 +66,25 @@ def _grad(m, xs, c):
     (g,) = torch.autograd.grad(m(xg)[:, c].sum(), xg)
     m.train()
     return g
+
+
+def test_smoothgrad_streams_only_when_asked_and_the_noise_does_not_depend_on_the_chunks():
+    m = small_net()
+    x = torch.rand(2, 3, 16, 16)
+    net = fw.wrap(m, input_size=(3, 16, 16))
+    batches = []
+    handle = m.register_forward_pre_hook(lambda mod, inp: batches.append(inp[0].shape[0]))
+    try:
+        plain = fw.smoothgrad(net, x, 1, samples=5, batch_size=4, seed=3)
+        assert batches == [4, 4, 2]  # full chunks: a chunk of one sample per image runs slower per sample
+        batches.clear()
+        streamed = fw.smoothgrad(net, x, 1, samples=5, batch_size=4, seed=3, progress=lambda f, p: None)
+        assert batches == [2, 4, 4]  # one sample per image first, for an early picture
+    finally:
+        handle.remove()
+    assert torch.allclose(streamed, plain, atol=1e-6) and not torch.equal(plain, torch.zeros_like(plain))
+    other_seed = fw.smoothgrad(net, x, 1, samples=5, batch_size=4, seed=4)
+    assert (other_seed - plain).abs().max() > 0.1 * plain.abs().max()
 
 
 def test_smoothgrad_streams_running_means_and_cancels_cleanly():

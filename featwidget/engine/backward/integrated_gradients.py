@@ -57,7 +57,8 @@ def _uniform(net, base, diff, t, steps, size, progress):
     total = steps * b
     acc = torch.zeros_like(base)
     counts = torch.zeros(b, device=base.device, dtype=base.dtype)
-    for start, end in chunks(total, size, first=min(b, size)):
+    # a first chunk of one step per image only to stream an early picture (smoothgrad.py says why)
+    for start, end in chunks(total, size, first=min(b, size) if progress is not None else None):
         item = torch.arange(start, end, device=base.device)
         image = item % b
         acc.index_add_(0, image, _evaluate(net, base, diff, t, image, alpha[item // b]))

@@ -4,8 +4,10 @@ The noise is Gaussian with standard deviation ``sigma * (x.max() - x.min())`` pe
 noisy copies are processed ``batch_size`` at a time: memory is bounded by it. The default is sized by the
 network's layer outputs (``common.default_batch_size``): on CPUs large models run faster in small chunks
 (vgg16: 2 per chunk, 20 % faster than 10) and small ones in large chunks (the shapes demo: 50, 25 % faster).
-The first chunk holds one sample per image so that a first picture can be streamed after about one
-forward+backward pass; ``progress(fraction, running_mean)`` is called after every chunk.
+With a ``progress(fraction, running_mean)`` callback (called after every chunk) the first chunk holds one
+sample per image, so that a first picture can be streamed after about one forward+backward pass; without
+one, every chunk is full (a chunk of one runs slower per sample). The noise of a sample does not depend on
+the chunking (``_Noise``): a seeded run gives the same map streamed or not.
 """
 from __future__ import annotations
 
@@ -38,16 +40,15 @@ def smoothgrad(net, x, target=None, sigma: float = 0.15, samples: int = 50, meth
         gen.seed()
     else:
         gen.manual_seed(int(seed))
+    noise = _Noise(gen, x, size)
     total = samples * b
     acc = counts = None
     with preserved(net.module):
         t = fix_predicted(net, x, t)
         # item i is sample i // b of image i % b: every chunk spreads over the whole batch
-        for start, end in chunks(total, size, first=min(b, size)):
+        for start, end in chunks(total, size, first=min(b, size) if progress is not None else None):
             image = torch.arange(start, end, device=x.device) % b
-            xs = x[image]
-            noise = torch.randn(xs.shape, generator=gen, device=x.device, dtype=x.dtype)
-            xs = xs + noise * scale[image, None, None, None]
+            xs = x[image] + noise.take(start, end) * scale[image, None, None, None]
             m = post(input_gradient(net, xs, rows(t, image, b), rule), xs)
             if squared:
                 m = m * m
@@ -59,6 +60,27 @@ def smoothgrad(net, x, target=None, sigma: float = 0.15, samples: int = 50, meth
             if progress is not None:
                 report(progress, end / total, acc / counts.clamp(min=1)[:, None, None, None])
     return acc / samples
+
+
+class _Noise:
+    """Standard normal noise for items ``start:end`` of the run, drawn from the generator in blocks of
+    ``block`` items whatever chunks ask for it (the draws of a generator depend on their sizes)."""
+
+    def __init__(self, gen: torch.Generator, x: torch.Tensor, block: int):
+        self.gen, self.shape, self.block = gen, x.shape[1:], block
+        self.device, self.dtype = x.device, x.dtype
+        self.buf = torch.empty((0, *self.shape), device=self.device, dtype=self.dtype)  # items first, first + 1, ...
+        self.first = 0
+
+    def _draw(self) -> torch.Tensor:
+        return torch.randn((self.block, *self.shape), generator=self.gen, device=self.device, dtype=self.dtype)
+
+    def take(self, start: int, end: int) -> torch.Tensor:
+        if start > self.first:  # items before start are used: drop them
+            self.buf, self.first = self.buf[start - self.first:], start
+        while self.first + len(self.buf) < end:
+            self.buf = torch.cat((self.buf, self._draw()))
+        return self.buf[start - self.first:end - self.first]
 
 
 def check_sigma(sigma) -> float:
