@@ -63,21 +63,22 @@ def smoothgrad(net, x, target=None, sigma: float = 0.15, samples: int = 50, meth
 
 
 class _Noise:
-    """Standard normal noise for items ``start:end`` of the run, drawn from the generator in blocks of a fixed
-    size whatever chunks ask for it (the draws of a generator depend on their sizes). A block is about eight
-    items, a whole number of samples of the batch: small enough that a streamed first picture waits for
-    little noise, large enough that a draw runs at full speed (a draw of one 64x64 image costs about 1.5x
-    per number)."""
+    """Standard normal noise for items ``start:end`` of the run, drawn from the generator in blocks of fixed
+    sizes whatever chunks ask for it (the draws of a generator depend on their sizes): first one sample of
+    every image, all a streamed first picture needs, then blocks of about eight items (a whole number of
+    samples), large enough that a draw runs at full speed (a draw of one 64x64 image costs about 1.5x per
+    number)."""
 
     def __init__(self, gen: torch.Generator, x: torch.Tensor):
         b = x.shape[0]
-        self.gen, self.shape, self.block = gen, x.shape[1:], b * max(1, 8 // b)
+        self.gen, self.shape, self.block, self.next = gen, x.shape[1:], b * max(1, 8 // b), b
         self.device, self.dtype = x.device, x.dtype
         self.buf = torch.empty((0, *self.shape), device=self.device, dtype=self.dtype)  # items first, first + 1, ...
         self.first = 0
 
     def _draw(self) -> torch.Tensor:
-        return torch.randn((self.block, *self.shape), generator=self.gen, device=self.device, dtype=self.dtype)
+        n, self.next = self.next, self.block
+        return torch.randn((n, *self.shape), generator=self.gen, device=self.device, dtype=self.dtype)
 
     def take(self, start: int, end: int) -> torch.Tensor:
         if start > self.first:  # items before start are used: drop them
@@ -85,7 +86,7 @@ class _Noise:
         parts, have = [self.buf], self.first + len(self.buf)
         while have < end:
             parts.append(self._draw())
-            have += self.block
+            have += len(parts[-1])
         if len(parts) > 1:
             self.buf = torch.cat(parts)
         return self.buf[start - self.first:end - self.first]
