@@ -48,7 +48,7 @@ def smoothgrad(net, x, target=None, sigma: float = 0.15, samples: int = 50, meth
         # item i is sample i // b of image i % b: every chunk spreads over the whole batch
         for start, end in chunks(total, size, first=min(b, size) if progress is not None else None):
             image = torch.arange(start, end, device=x.device) % b
-            xs = x[image] + noise.take(start, end) * scale[image, None, None, None]
+            xs = torch.addcmul(x[image], noise.take(start, end), scale[image, None, None, None])
             m = post(input_gradient(net, xs, rows(t, image, b), rule), xs)
             if squared:
                 m = m * m
