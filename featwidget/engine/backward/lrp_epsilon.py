@@ -121,6 +121,8 @@ class Rescaled(TorchFunctionMode):
         return self.first is None or not self.zb or _intact(self.first_output())
 
     def _graph_covered(self, value: torch.Tensor) -> bool:
+        if value.grad_fn is None:  # a target that does not depend on the input: autograd says so
+            return True
         stack, seen = [value.grad_fn], {value.grad_fn}
         while stack:
             node = stack.pop()
