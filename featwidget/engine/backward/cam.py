@@ -18,6 +18,7 @@ from ..network import Network
 from ..safety import own_thread, preserved
 from ..targets import Combination, Logit, Predicted, Target
 from .common import prepare
+from .lrp_epsilon import LINEAR as _LINEAR
 from .rules import guide
 
 _POOLS = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)
@@ -147,7 +148,6 @@ def _logit_linear(t: Target) -> bool:
 
 
 _GLOBAL_POOL_FUNCS = {F.adaptive_avg_pool2d, torch.mean, torch.Tensor.mean, F.avg_pool2d}
-_LINEAR = {F.linear, torch._C._nn.linear}
 
 
 class _Recorder(TorchFunctionMode):

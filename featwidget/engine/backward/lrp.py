@@ -49,7 +49,7 @@ from ..errors import FeatwidgetError
 from ..safety import own_thread, preserved
 from ..targets import Combination, LogProb, Prob, Target
 from .common import prepare
-from .lrp_epsilon import CONV as _CONV, LINEAR as _LINEAR, Rescaled, factor
+from .lrp_epsilon import CONV as _CONV, LINEAR as _LINEAR, Rescaled, batch_norm_args, factor
 
 RULES = ("epsilon", "gamma", "alpha_beta")
 INPUT_RULES = ("zb", "same")
@@ -304,9 +304,7 @@ class _LRPMode(TorchFunctionMode):
         return z
 
     def _batch_norm(self, args, kwargs):
-        names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
-        p = dict(zip(names, args))
-        p.update(kwargs)
+        p = batch_norm_args(args, kwargs)
         layer = self.pending.pop(id(p["input"]), None)
         if layer is None:  # a BatchNorm on its own is an affine layer: the epsilon rule on its output
             z = F.batch_norm(**self._resolve_all(p))

@@ -41,6 +41,16 @@ _REFUSED = frozenset({
 _PRODUCTS = frozenset({"MulBackward0", "DivBackward0", "MmBackward0", "BmmBackward0"})
 
 
+_BATCH_NORM_ARGS = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+
+
+def batch_norm_args(args, kwargs) -> dict:
+    """An ``F.batch_norm`` call's arguments by name, however they were passed."""
+    p = dict(zip(_BATCH_NORM_ARGS, args))
+    p.update(kwargs)
+    return p
+
+
 def factor(z: torch.Tensor, eps: float) -> torch.Tensor:
     """|z| / (|z| + eps), the epsilon rule's rescaling of the gradient at a layer output ``z``."""
     r = z.detach().abs()
@@ -92,9 +102,7 @@ class Rescaled(TorchFunctionMode):
     def _batch_norm(self, out, args, kwargs):
         if not out.requires_grad:
             return
-        names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
-        p = dict(zip(names, args))
-        p.update(kwargs)
+        p = batch_norm_args(args, kwargs)
         self.batch_norms.add(out.grad_fn)
         layer = self.layers.get(id(p["input"]))
         if layer is not None and layer.z is p["input"] and layer.z._version == layer.version:
